@@ -1,0 +1,51 @@
+"""The ``lammps-al`` command: one entry point, a module per subcommand (``add_arguments`` + ``run``)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from lammps_al.errors import LammpsAlError
+
+# subcommand name -> module under lammps_al.cli; each has add_arguments(parser) and run(args) -> int
+SUBCOMMANDS = {
+    "build": "build",
+    "info": "info",
+    "regression": "regression",
+}
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lammps-al", description=__doc__.splitlines()[0])
+    parser.add_argument("--traceback", action="store_true", help="show the full traceback of an error")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module_name in SUBCOMMANDS.items():
+        module = importlib.import_module(f"lammps_al.cli.{module_name}")
+        doc = (module.__doc__ or "").strip().splitlines()
+        sp = sub.add_parser(name, help=doc[0] if doc else None, description=module.__doc__)
+        module.add_arguments(sp)
+        sp.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    try:
+        return int(args._module.run(args) or 0)
+    except LammpsAlError as exc:
+        if args.traceback:
+            raise
+        print(f"lammps-al {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"lammps-al {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Linear SNAP as a model for LAMMPS's ML-IAP python interface.
+
+LAMMPS calls a Python model once per force evaluation on every rank, for that rank's atoms, as
+``model(elems, descriptors, beta, energy)``: ``elems`` (n,) int32 element indices, ``descriptors``
+(n, d) float64 bispectrum components, and two outputs to fill completely, ``beta`` (n, d) = dE_i/dB_i
+and ``energy`` (n,) the per-atom energies in eV. The arrays are views of C memory, valid only during
+the call. The model also exposes ``n_params``, ``n_descriptors`` and ``n_elements``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from lammps_al.errors import LammpsAlError
+
+
+class PotentialFileError(LammpsAlError):
+    """Raised when a coefficient file is malformed: the message names the file, line and expectation."""
+
+
+class LinearSNAP:
+    """Linear SNAP: E_i = beta0[e_i] + beta[e_i] . B_i, per element e.
+
+    Parameters
+    ----------
+    coefficients : array (n_elements, 1 + n_descriptors)
+        Per element, the constant energy (eV) first, then the coefficients of B_1..B_d (eV).
+    """
+
+    def __init__(self, coefficients: np.ndarray):
+        coefficients = np.ascontiguousarray(np.atleast_2d(np.asarray(coefficients, dtype=np.float64)))
+        if coefficients.shape[1] < 2:
+            raise ValueError(f"need at least one descriptor coefficient per element, got shape {coefficients.shape}")
+        self.bias = coefficients[:, 0].copy()
+        self.weights = coefficients[:, 1:].copy()
+        self.n_elements, self.n_descriptors = self.weights.shape
+        self.n_params = self.n_descriptors + 1
+
+    def energies(self, elems: np.ndarray, descriptors: np.ndarray) -> np.ndarray:
+        """Per-atom energies (eV)."""
+        if self.n_elements == 1:
+            return descriptors @ self.weights[0] + self.bias[0]
+        return np.einsum("ij,ij->i", descriptors, self.weights[elems]) + self.bias[elems]
+
+    def gradients(self, elems: np.ndarray, descriptors: np.ndarray) -> np.ndarray:
+        """dE_i/dB_i for each atom (eV), shape (n, d)."""
+        return self.weights[elems] if self.n_elements > 1 else np.broadcast_to(self.weights[0], descriptors.shape)
+
+    def __call__(self, elems, descriptors, beta, energy) -> None:
+        if len(energy) == 0:
+            return
+        energy[:] = self.energies(elems, descriptors)
+        beta[:] = self.gradients(elems, descriptors)
+
+    @classmethod
+    def from_mliap_model_file(cls, path: str | Path) -> "LinearSNAP":
+        """Read an ML-IAP ``.mliap.model`` (or ``.snapcoeff``) linear coefficient file.
+
+        The format: comment lines (``#``) and blank lines, then ``nelements ncoeff``, then for each
+        element either a header line ``Elem radius weight`` (snapcoeff) or nothing (mliap), then
+        ``ncoeff`` numbers, one per line.
+        """
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise PotentialFileError(f"cannot read coefficient file {path}: {exc.strerror}") from exc
+        lines = [(n, line.split("#")[0].split()) for n, line in enumerate(text.splitlines(), 1)]
+        lines = [(n, toks) for n, toks in lines if toks]
+        if not lines:
+            raise PotentialFileError(f"{path} is empty: expected 'nelements ncoeff' then the coefficients.")
+        n, head = lines[0]
+        try:
+            n_elements, n_coeff = int(head[0]), int(head[1])
+        except (ValueError, IndexError) as exc:
+            raise PotentialFileError(f"{path}:{n}: expected 'nelements ncoeff', got {' '.join(head)!r}") from exc
+        rows = lines[1:]
+        coeffs = np.empty((n_elements, n_coeff))
+        i = 0
+        for e in range(n_elements):
+            if i < len(rows) and len(rows[i][1]) >= 2:  # snapcoeff element header 'Ta 0.5 1'
+                i += 1
+            for c in range(n_coeff):
+                if i >= len(rows):
+                    raise PotentialFileError(f"{path}: ended after {e * n_coeff + c} coefficients, "
+                                             f"expected {n_elements * n_coeff} ({n_elements} x {n_coeff}).")
+                n, toks = rows[i]
+                try:
+                    coeffs[e, c] = float(toks[0])
+                except ValueError as exc:
+                    raise PotentialFileError(f"{path}:{n}: {toks[0]!r} is not a number.") from exc
+                i += 1
+        return cls(coeffs)
