@@ -34,6 +34,7 @@ from lammps_al.errors import BuildError
 
 PATCH_DIR = Path(__file__).with_name("patches")
 BUILD_FORMAT = 2  # bump when the layout of a cached build changes
+INSTALL_FORMAT = 2  # bump when the way a build is installed into a venv changes
 
 # Reference data from the source tree kept with every build: the regression tests compare against it.
 REFERENCE_DATA = ("examples/mliap", "examples/snap", "examples/python", "unittest/force-styles/tests",
@@ -314,7 +315,8 @@ def install_into_venv(built: Path, venv: Path | None = None) -> dict:
     meta = json.loads((built / "build.json").read_text())
     if record_path.is_file():
         old = json.loads(record_path.read_text())
-        if old.get("key") == meta["key"] and (venv / "bin" / "lmp").is_file():
+        if (old.get("key") == meta["key"] and old.get("install_format") == INSTALL_FORMAT
+                and (venv / "bin" / "lmp").is_file()):
             return old
     pylib = python_libdir()
     bindir, libdir = venv / "bin", venv / "lib"
@@ -327,7 +329,9 @@ def install_into_venv(built: Path, venv: Path | None = None) -> dict:
     for old in libdir.glob("liblammps.so*"):
         old.unlink()
     shutil.copy2(real, libdir / real.name)
-    _patchelf(libdir / real.name, f"$ORIGIN:{pylib}")
+    # $ORIGIN is the folder of the path the library was opened by: venv/lib for lmp, but
+    # site-packages/lammps (three levels below venv/lib) for the Python module's symlink.
+    _patchelf(libdir / real.name, f"$ORIGIN:$ORIGIN/../../..:{pylib}")
     for link in libs:
         if link.is_symlink():
             (libdir / link.name).symlink_to(real.name)
@@ -349,7 +353,7 @@ def install_into_venv(built: Path, venv: Path | None = None) -> dict:
         if dest.exists():
             shutil.rmtree(dest)
         shutil.copytree(built / "share" / "lammps" / name, dest)
-    record = {"key": meta["key"], "lammps_version": meta["lammps_version"], "cache_dir": str(built),
+    record = {"key": meta["key"], "install_format": INSTALL_FORMAT, "lammps_version": meta["lammps_version"], "cache_dir": str(built),
               "source": meta["source"], "lmp": str(bindir / "lmp"), "liblammps": str(libdir / real.name),
               "python_module": str(pkg), "potentials_dir": str(pots),
               "reference_dir": str(reference)}

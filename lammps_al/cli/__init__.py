@@ -14,6 +14,8 @@ SUBCOMMANDS = {
     "build": "build",
     "info": "info",
     "regression": "regression",
+    "label": "label",
+    "fit": "fit",
 }
 
 

