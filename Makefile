@@ -2,15 +2,18 @@
 #   make demo   set everything up (venv, LAMMPS build, cached per machine) and run the main job
 #   make test   set everything up and run the test suite
 # Variables: PYTHON (the interpreter for the venv), VENV (its folder), LAMMPS_AL_SOURCE (your own LAMMPS
-# tree or tarball), PYTEST_ARGS (extra pytest arguments).
+# tree or tarball), PYTEST_ARGS (extra pytest arguments), WITH_GPAW=0 (skip installing and testing GPAW).
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.lammps_al-installed
 PYTEST_ARGS ?=
+WITH_GPAW ?= 1
+GPAW_DEBS := libxc-dev libopenblas-dev libfftw3-dev
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup lammps info demo test unit clean-venv
+.PHONY: setup lammps info demo test unit gpaw potentials clean-venv
 
 setup: $(STAMP)
 
@@ -30,9 +33,28 @@ demo: lammps
 	$(BIN)/lammps-al info
 	$(BIN)/lammps-al regression
 
+ifeq ($(WITH_GPAW),1)
+test: lammps gpaw
+	$(BIN)/lammps-al info
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -ra $(PYTEST_ARGS)
+else
 test: lammps
 	$(BIN)/lammps-al info
-	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
+	LAMMPS_AL_WITHOUT_GPAW=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -ra $(PYTEST_ARGS)
+endif
+
+# GPAW (real DFT oracle): Debian's libxc, OpenBLAS and FFTW, then the PyPI sdist compiled with g++.
+gpaw: setup
+	@dpkg -s $(GPAW_DEBS) >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(GPAW_DEBS); }
+	@$(BIN)/python -c "import gpaw, gpaw_data" 2>/dev/null || CC=g++ $(BIN)/python -m pip install --quiet -e '.[gpaw]'
+
+# The first aluminium potentials in potentials/ (see potentials/al_start.toml).
+potentials: lammps
+	$(BIN)/lammps-al structures build/al_start/structures
+	$(BIN)/lammps-al label potentials/al_start.toml
+	$(BIN)/lammps-al fit potentials/al_start.toml --model linear --name Al_linear
+	$(BIN)/lammps-al fit potentials/al_start.toml --model quadratic --name Al_quadratic
 
 unit: setup
 	$(BIN)/python -m pytest -ra tests/unit $(PYTEST_ARGS)

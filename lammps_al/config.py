@@ -3,7 +3,7 @@
 Sections (all optional except where a command needs them)::
 
     [training]   dir = "training"                  # labelled store written by `lammps-al label`
-                 sources = [{path = "...", format = "extxyz" | "fitsnap-json", group = "..."}]
+                 sources = [{path = "...", format = "extxyz" | "fitsnap-json", group = "...", test = false}]
     [oracle]     name = "eam", workers = 2, [oracle.settings] ...   # the reference calculator
     [label]      inputs = ["flagged"], group = "flagged"
     [descriptor] elements, twojmax, rcutfac, radelem, wj, rfac0, rmin0, bzeroflag, switchflag
@@ -67,9 +67,12 @@ def _coerce(f: dataclasses.Field, value: Any, where: str, source: str):
 
 @dataclass(frozen=True)
 class DataSource:
+    """Extra labelled data; ``test = true`` keeps all of it out of the fit (a held-out validation set)."""
+
     path: Path
     format: str = "auto"
     group: str | None = None
+    test: bool = False
 
     FORMATS = ("auto", "extxyz", "fitsnap-json")
 

@@ -234,6 +234,19 @@ class SnapWorker:
 
 # ---- parallel driver -------------------------------------------------------------------------------
 
+def pool_start_method() -> str:
+    """'fork' (cheap) while this process holds no MPI or LAMMPS state, else 'spawn'.
+
+    Each worker creates its own LAMMPS instance after it starts; forking a process that has initialised
+    MPI (mpi4py imported) is unsafe, so then the workers are spawned.
+    """
+    import sys
+
+    if "mpi4py.MPI" in sys.modules or os.environ.get("PMI_RANK") or os.environ.get("OMPI_COMM_WORLD_RANK"):
+        return "spawn"
+    return "fork"
+
+
 _WORKER: SnapWorker | None = None
 
 
@@ -272,7 +285,7 @@ def compute_blocks(configs: Sequence[Atoms], settings: SNAPSettings,
     import multiprocessing as mp
 
     os.environ.update({k: v for k, v in lammps_env().items() if k.endswith("_NUM_THREADS")})
-    ctx = mp.get_context("spawn")  # a LAMMPS instance must not be inherited through fork
+    ctx = mp.get_context(pool_start_method())
     chunk = max(1, min(16, len(jobs) // (4 * workers)))
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                              initargs=(settings, reference)) as pool:

@@ -47,7 +47,7 @@ class FitResult:
         """Standard deviation of A @ coefficients under the posterior (plus the noise if asked)."""
         if self.covariance is None:
             raise FitError(f"solver {self.solver!r} gives no covariance; use the 'bayes' solver")
-        var = np.einsum("ij,jk,ik->i", A, self.covariance, A)
+        var = np.sum((A @ self.covariance) * A, axis=1)
         if include_noise:
             w = np.ones(len(A)) if weights is None else np.asarray(weights, float)
             var = var + 1.0 / (self.noise_precision * w**2)

@@ -166,7 +166,9 @@ def label_configurations(configs: Sequence[Atoms], spec: OracleSpec, store: Labe
 
         for var in THREAD_VARIABLES:
             os.environ[var] = "1"
-        ctx = mp.get_context("spawn")
+        from lammps_al.descriptors import pool_start_method
+
+        ctx = mp.get_context(pool_start_method())
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(spec,)) as pool:
             futures = [pool.submit(_label_one, job) for job in todo]
             for fut in as_completed(futures):

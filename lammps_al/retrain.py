@@ -61,7 +61,10 @@ def gather_training_set(config: Config) -> list[Atoms]:
     if store.manifest.is_file():
         configs.extend(store.load())
     for source in config.training.sources:
-        configs.extend(read_source(source))
+        extra = read_source(source)
+        for atoms in extra:
+            atoms.info["held_out"] = bool(source.test)
+        configs.extend(extra)
     if not configs:
         raise DatasetError(f"no training data: {store.manifest} does not exist and no [training] sources are "
                            f"given in {config.source}")
@@ -74,12 +77,13 @@ def gather_training_set(config: Config) -> list[Atoms]:
 
 
 def split_train_test(configs: list[Atoms], config: Config) -> np.ndarray:
-    """Boolean mask of test configurations: a seeded random fraction of each group."""
+    """Boolean mask of test configurations: held-out sources, plus a seeded random fraction of each group."""
     rng = np.random.default_rng(config.fit.seed)
     groups = np.array([str(a.info.get("group", "default")) for a in configs])
-    test = np.zeros(len(configs), bool)
-    for g in sorted(set(groups)):
-        idx = np.flatnonzero(groups == g)
+    held_out = np.array([bool(a.info.get("held_out", False)) for a in configs])
+    test = held_out.copy()
+    for g in sorted(set(groups[~held_out])):
+        idx = np.flatnonzero((groups == g) & ~held_out)
         n_test = int(round(config.test_fraction_for(g) * len(idx)))
         if n_test:
             test[rng.choice(idx, size=n_test, replace=False)] = True
@@ -142,7 +146,7 @@ def training_sigma_stats(potential: Potential, blocks: list[DescriptorBlock], tr
             m = blk.types == e
             if m.any():
                 cov = potential.covariance[e * nf:(e + 1) * nf, e * nf:(e + 1) * nf]
-                sig.append(np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", phi[m], cov, phi[m]), 0.0)))
+                sig.append(np.sqrt(np.maximum(np.sum((phi[m] @ cov) * phi[m], axis=1), 0.0)))
     if not sig:
         return {}
     s = np.concatenate(sig)

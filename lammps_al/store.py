@@ -119,6 +119,7 @@ class LabelledStore:
             except Exception as exc:
                 raise StoreError(f"{path} (named in {self.manifest}) cannot be read: {exc}") from exc
             atoms.info["group"] = r.group
-            atoms.info["source"] = str(path)
+            atoms.info["source"] = r.source or str(path)   # where the configuration came from
+            atoms.info["store_file"] = str(path)
             out.append(atoms)
         return out

@@ -16,6 +16,8 @@ SUBCOMMANDS = {
     "regression": "regression",
     "label": "label",
     "fit": "fit",
+    "structures": "structures",
+    "bench": "bench",
 }
 
 

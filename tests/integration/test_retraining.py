@@ -1,0 +1,195 @@
+"""Retraining with the real LAMMPS: the published Ta fit, oracles, labelling, and exported potentials."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase.build import bulk
+
+from lammps_al import runtime
+from lammps_al.config import load_config
+from lammps_al.dataset import NKTV2P
+from lammps_al.label import compute_labels, label_configurations
+from lammps_al.models.snap import LinearSNAP
+from lammps_al.oracles import OracleError, OracleSpec, make_calculator
+from lammps_al.potential import load
+from lammps_al.retrain import fit_potential
+from lammps_al.store import LabelledStore
+
+HERE = Path(__file__).resolve().parent
+TA_CONFIG = HERE.parent / "data" / "ta_fitsnap.toml"
+TA_PUBLISHED = HERE.parents[2] / "shared" / "data" / "fitsnap_Ta_JCP2014" / "published_fit"
+
+
+@pytest.fixture(scope="module")
+def ta_fit(tmp_path_factory, lammps_install):
+    out = tmp_path_factory.mktemp("ta")
+    config = load_config(TA_CONFIG, {"fit.output_dir": str(out)})
+    return fit_potential(config, show_progress=False)
+
+
+def test_reproduces_published_ta_coefficients(ta_fit):
+    """FitSNAP's Ta fit (2J=6, ZBL reference, its group weights, SVD): same coefficients to 1e-4."""
+    published = LinearSNAP.from_mliap_model_file(TA_PUBLISHED / "Ta_pot.snapcoeff")
+    expected = np.concatenate([published.bias, published.weights[0]])
+    got = ta_fit.potential.coefficients[0]
+    rel = np.abs(got - expected) / np.abs(expected)
+    assert rel.max() <= 1e-4, f"largest relative difference {rel.max():.2e} at coefficient {rel.argmax()}"
+
+
+def test_reproduces_published_ta_errors(ta_fit):
+    """Unweighted RMSE over all 363 configurations within 1 % of Ta_metrics.md."""
+    overall = ta_fit.metrics["train"]["*ALL"]
+    assert overall["energy"]["count"] == 363 and overall["force"]["count"] == 12672
+    assert overall["energy"]["rmse"] == pytest.approx(0.379769, rel=0.01)
+    assert overall["force"]["rmse"] == pytest.approx(0.160973, rel=0.01)
+    assert ta_fit.metrics["train"]["Liquid"]["force"]["rmse"] == pytest.approx(0.483646, rel=0.01)
+
+
+def test_exported_snap_and_mliappy_snippets_give_the_fit_energy(ta_fit, runner):
+    """The .snap.lammps and .mliappy.lammps snippets load in LAMMPS and agree with each other."""
+    (runner.workdir / "in.check").write_text(
+        "units metal\nlattice bcc 3.316\nregion box block 0 3 0 3 0 3\ncreate_box 1 box\ncreate_atoms 1 box\n"
+        "mass 1 180.88\ndisplace_atoms all random 0.1 0.1 0.1 12345\ninclude ${snippet}\n"
+        "thermo_style custom step pe press\nthermo_modify format float %20.15g\nrun 0\n")
+    energies = {}
+    for kind in ("snap", "mliappy"):
+        snippet = ta_fit.paths[f"snippet_{kind}"]
+        proc = runner.lmp("in.check", extra=["-log", "none", "-var", "snippet", str(snippet)])
+        lines = proc.stdout.splitlines()
+        row = lines[[i for i, l in enumerate(lines) if l.split()[:1] == ["Step"]][0] + 1].split()
+        energies[kind] = float(row[1])
+    assert energies["snap"] == pytest.approx(energies["mliappy"], rel=1e-10)
+
+
+def test_failed_fit_never_overwrites(tmp_path, lammps_install):
+    """A fit that fails (all weights zero) leaves an existing potential file untouched."""
+    existing = tmp_path / "Ta_pot.npz"
+    existing.write_bytes(b"previous potential")
+    config = load_config(TA_CONFIG, {"fit.output_dir": str(tmp_path), "groups.default": {}})
+    zero = {g: {"energy_weight": 0.0, "force_weight": 0.0, "stress_weight": 0.0}
+            for g in ["default", "Displaced_A15", "Displaced_BCC", "Displaced_FCC", "Elastic_BCC", "Elastic_FCC",
+                      "GSF_110", "GSF_112", "Liquid", "Surface", "Volume_A15", "Volume_BCC", "Volume_FCC"]}
+    import tomllib
+
+    raw = tomllib.loads(TA_CONFIG.read_text())
+    raw["groups"] = zero
+    raw["fit"]["output_dir"] = str(tmp_path)
+    from lammps_al.config import config_from_dict
+    from lammps_al.fit import FitError
+
+    with pytest.raises(FitError, match="zero weight"):
+        fit_potential(config_from_dict(raw, TA_CONFIG), show_progress=False)
+    assert existing.read_bytes() == b"previous potential"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Ta_pot.npz"]
+
+
+def rattled_al(seed=0, reps=2, a=4.05):
+    atoms = bulk("Al", "fcc", a=a, cubic=True).repeat(reps)
+    atoms.rattle(0.08, seed=seed)
+    return atoms
+
+
+def test_eam_oracle_matches_lammps_and_its_own_derivatives(runner, lammps_install):
+    """EAM oracle (LAMMPSlib) = lmp with eam/fs; forces = -dE/dx; stress sign is ASE's."""
+    atoms = rattled_al()
+    labels = compute_labels(make_calculator(OracleSpec("eam")), atoms)
+    atoms.write(runner.workdir / "cell.lmp", format="lammps-data", specorder=["Al"])
+    (runner.workdir / "in.eam").write_text(
+        "units metal\natom_style atomic\nread_data cell.lmp\nmass 1 26.98\npair_style eam/fs\n"
+        "pair_coeff * * Al_mm.eam.fs Al\nthermo_style custom pe pxx\nthermo_modify format float %20.15g\nrun 0\n")
+    proc = runner.lmp("in.eam", extra=["-log", "none"])
+    lines = proc.stdout.splitlines()
+    pe, pxx = map(float, lines[[i for i, l in enumerate(lines) if l.split()[:1] == ["PotEng"]][0] + 1].split())
+    assert labels["energy"] == pytest.approx(pe, rel=1e-12)
+    # ASE converts LAMMPS's bar with CODATA constants, LAMMPS's own nktv2p differs in the 7th digit.
+    assert labels["stress"][0] == pytest.approx(-pxx / NKTV2P, rel=1e-6)
+    calc = make_calculator(OracleSpec("eam"))
+    h = 1e-4
+    for i, k in [(0, 0), (5, 2)]:
+        plus, minus = atoms.copy(), atoms.copy()
+        plus.positions[i, k] += h
+        minus.positions[i, k] -= h
+        fd = -(compute_labels(calc, plus)["energy"] - compute_labels(calc, minus)["energy"]) / (2 * h)
+        assert labels["forces"][i, k] == pytest.approx(fd, abs=1e-6)
+
+
+def test_labelling_twice_is_a_no_op_and_failures_are_recorded(tmp_path, lammps_install):
+    """EMT labels Al; Ta is outside EMT, so those fail and are recorded, not dropped; a rerun skips."""
+    store = LabelledStore(tmp_path / "training")
+    al = [rattled_al(seed=s, reps=1) for s in range(3)]
+    ta = bulk("Ta", "bcc", a=3.3)
+    ta.info["source"] = "the Ta cell"
+    summary = label_configurations(al + [ta], OracleSpec("emt"), store, group="test", workers=2,
+                                   show_progress=False)
+    assert summary.labelled == 3 and len(summary.failed) == 1
+    assert summary.failed[0][0] == "the Ta cell" and "Ta" in summary.failed[0][1]
+    records = store.records()
+    assert sorted(r.status for r in records) == ["failed", "ok", "ok", "ok"]
+    failed = [r for r in records if r.status == "failed"][0]
+    assert failed.error and failed.source == "the Ta cell"
+    loaded = store.load()
+    assert all(a.info["oracle"] == "emt" and a.arrays["REF_forces"].shape == (4, 3) for a in loaded)
+    again = label_configurations(al, OracleSpec("emt"), store, group="test", workers=1, show_progress=False)
+    assert again.labelled == 0 and again.skipped == 3
+    assert len(store.records()) == 4
+
+
+def test_unknown_oracle_and_bad_settings_are_clear():
+    with pytest.raises(OracleError, match="unknown oracle 'vasp7'.*package.module:Class"):
+        make_calculator(OracleSpec("vasp7"))
+    with pytest.raises(OracleError, match="eam oracle: potential file 'nope.eam.fs' not found"):
+        make_calculator(OracleSpec("eam", {"potential": "nope.eam.fs"}))
+    calc = make_calculator(OracleSpec("ase.calculators.lj:LennardJones", {"sigma": 2.5}))
+    assert calc.parameters["sigma"] == 2.5
+
+
+def test_label_and_fit_commands_end_to_end(tmp_path, lammps_install):
+    """`lammps-al label` then `lammps-al fit` (quadratic, Bayesian) on EAM-labelled Al cells."""
+    inputs = tmp_path / "unlabelled"
+    inputs.mkdir()
+    for s in range(6):
+        rattled_al(seed=s, a=4.0 + 0.02 * s).write(inputs / f"cell{s}.extxyz")
+    cfg = tmp_path / "al.toml"
+    cfg.write_text(
+        "[training]\ndir = 'training'\n[oracle]\nname = 'eam'\nworkers = 2\n[label]\ninputs = ['unlabelled']\n"
+        "group = 'rattled'\n[descriptor]\nelements = ['Al']\ntwojmax = 4\nrcutfac = 4.1\nradelem = [0.5]\n"
+        "wj = [1.0]\n[fit]\nmodel = 'quadratic'\nsolver = 'bayes'\nname = 'Al_test'\noutput_dir = 'out'\n"
+        "[groups.default]\nenergy_weight = 100\nforce_weight = 1\nstress_weight = 0.0\n")
+    lal = str(runtime.venv_bin() / "lammps-al")
+    env = runtime.lammps_env()
+    out = subprocess.run([lal, "label", str(cfg), "--no-progress"], env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "labelled 6" in out.stdout
+    out = subprocess.run([lal, "fit", str(cfg), "--no-progress"], env=env, capture_output=True, text=True,
+                         cwd=tmp_path, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    pot = load(tmp_path / "out" / "Al_test.npz")
+    assert pot.model == "quadratic" and pot.covariance.shape == (120, 120)
+    assert "lammps-al fit" in pot.command and pot.training_set_hash
+    metrics = json.loads((tmp_path / "out" / "Al_test.metrics.json").read_text())
+    assert metrics["train"]["*ALL"]["force"]["rmse"] < 0.1
+    assert pot.extra["training_sigma"]["count"] == 6 * 32
+
+
+AL_DFT_CONFIG = HERE.parent / "data" / "al_dft_liu2024.toml"
+
+
+def test_quadratic_snap_on_real_dft_aluminium(tmp_path, lammps_install):
+    """Liu & Mo 2024 VASP Al: fitted on train.extxyz, scored on validation.extxyz it never saw.
+
+    Measured when this test was written: validation energy RMSE 1.27 meV/atom, force RMSE 0.051 eV/A
+    (linear SNAP on the same data: 8.7 meV/atom, 0.080 eV/A). The bounds leave room for other BLAS.
+    """
+    config = load_config(AL_DFT_CONFIG, {"fit.output_dir": str(tmp_path)})
+    outcome = fit_potential(config, write=False, show_progress=False)
+    validation = outcome.metrics["test"]["validation"]
+    assert validation["energy"]["count"] == 14
+    assert validation["energy"]["rmse"] < 0.003
+    assert validation["force"]["rmse"] < 0.06
+    assert "validation" not in outcome.metrics["train"]

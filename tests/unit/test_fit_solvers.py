@@ -1,0 +1,93 @@
+"""Solvers on synthetic linear problems with known answers (no LAMMPS needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lammps_al.fit import FitError, solve
+
+
+def synthetic(n=400, p=8, noise=0.1, seed=0, scales=None):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, p)) * (scales if scales is not None else 1.0)
+    coef = rng.normal(size=p)
+    y = X @ coef + rng.normal(scale=noise, size=n)
+    return X, y, coef
+
+
+def test_svd_recovers_exact_coefficients_without_noise():
+    X, _, coef = synthetic(noise=0.0)
+    result = solve(X, X @ coef, np.ones(len(X)), "svd")
+    np.testing.assert_allclose(result.coefficients, coef, rtol=1e-10, atol=1e-12)
+
+
+def test_weights_scale_rows_like_fitsnap():
+    """Rows with weight w enter as w*A, w*b: a heavily weighted row is fitted almost exactly."""
+    X, y, _ = synthetic(n=50, p=3, noise=1.0)
+    w = np.ones(len(y))
+    w[0] = 1e4
+    result = solve(X, y, w, "svd")
+    assert abs(X[0] @ result.coefficients - y[0]) < 1e-3
+    manual = np.linalg.lstsq(X * w[:, None], y * w, rcond=None)[0]
+    np.testing.assert_allclose(result.coefficients, manual, rtol=1e-9)
+
+
+def test_bayes_learns_the_noise_level():
+    X, y, coef = synthetic(n=4000, p=6, noise=0.25, scales=np.array([1, 10, 0.1, 5, 1, 100.0]))
+    result = solve(X, y, np.ones(len(y)), "bayes")
+    assert result.info["converged"]
+    assert 1 / np.sqrt(result.noise_precision) == pytest.approx(0.25, rel=0.05)
+    np.testing.assert_allclose(result.coefficients, coef, atol=0.05)
+
+
+def test_bayes_predictive_interval_covers_68_percent():
+    """Honest covariance: the 1-sigma posterior predictive interval covers 68 % +- 5 % of held-out points."""
+    coverages = []
+    for seed in range(5):
+        rng = np.random.default_rng(100 + seed)
+        X, y, coef = synthetic(n=150, p=20, noise=0.3, seed=seed)
+        result = solve(X, y, np.ones(len(y)), "bayes")
+        X_new = rng.normal(size=(4000, 20))
+        y_new = X_new @ coef + rng.normal(scale=0.3, size=4000)
+        std = result.predictive_std(X_new, include_noise=True)
+        coverages.append(np.mean(np.abs(X_new @ result.coefficients - y_new) <= std))
+    assert abs(np.mean(coverages) - 0.6827) <= 0.05, coverages
+
+
+def test_bayes_parameter_uncertainty_is_calibrated():
+    """Without the noise term: the error of the mean prediction is N(0, x^T S x) (z-scores have unit spread)."""
+    z = []
+    for seed in range(40):
+        X, y, coef = synthetic(n=60, p=10, noise=0.5, seed=seed)
+        result = solve(X, y, np.ones(len(y)), "bayes")
+        x_new = np.random.default_rng(seed + 1000).normal(size=(50, 10))
+        err = x_new @ result.coefficients - x_new @ coef
+        z.append(err / result.predictive_std(x_new))
+    assert np.std(np.concatenate(z)) == pytest.approx(1.0, abs=0.15)
+
+
+def test_fixed_precisions_are_used_as_given():
+    X, y, _ = synthetic()
+    result = solve(X, y, np.ones(len(y)), "bayes", alpha=2.0, beta=3.0)
+    assert result.noise_precision == 3.0 and result.prior_precision == 2.0
+
+
+def test_all_zero_weights_are_refused():
+    X, y, _ = synthetic()
+    with pytest.raises(FitError, match="all row weights are zero"):
+        solve(X, y, np.zeros(len(y)), "bayes")
+
+
+def test_rank_deficient_system_is_refused_by_plain_least_squares():
+    X, y, _ = synthetic(p=4)
+    X = np.hstack([X, X[:, :1] * 2.0])  # a column that repeats another
+    with pytest.raises(FitError, match="rank-deficient.*rank 4 of 5"):
+        solve(X, y, np.ones(len(y)), "svd")
+    result = solve(X, y, np.ones(len(y)), "bayes")  # regularised: fine
+    assert np.all(np.isfinite(result.coefficients))
+
+
+def test_unknown_solver_names_the_choices():
+    with pytest.raises(FitError, match="choose one of"):
+        solve(np.eye(2), np.ones(2), np.ones(2), "magic")
