@@ -193,3 +193,32 @@ def test_quadratic_snap_on_real_dft_aluminium(tmp_path, lammps_install):
     assert validation["energy"]["rmse"] < 0.003
     assert validation["force"]["rmse"] < 0.06
     assert "validation" not in outcome.metrics["train"]
+
+
+def test_element_unknown_to_the_descriptor_is_named(lammps_install):
+    from lammps_al.dataset import DatasetError
+    from lammps_al.descriptors import SNAPSettings, SnapWorker
+
+    settings = SNAPSettings(elements=("Al",), twojmax=2, rcutfac=4.0, radelem=(0.5,), wj=(1.0,))
+    worker = SnapWorker(settings)
+    try:
+        with pytest.raises(DatasetError, match=r"element 'Cu' is not in the descriptor settings' elements \['Al'\]"):
+            worker.compute(bulk("Cu", "fcc", a=3.6), "the Cu cell")
+        nan_cell = bulk("Al", "fcc", a=4.05)
+        nan_cell.positions[0, 0] = np.nan
+        with pytest.raises(DatasetError, match="the NaN cell: positions contain NaN"):
+            worker.compute(nan_cell, "the NaN cell")
+    finally:
+        worker.close()
+
+
+def test_missing_potentials_directory_is_named(tmp_path, monkeypatch):
+    from lammps_al.errors import LammpsNotReadyError
+
+    monkeypatch.setenv("LAMMPS_POTENTIALS", str(tmp_path / "gone"))
+    monkeypatch.setattr(runtime, "install_record", lambda: None)
+    monkeypatch.setattr(runtime.sys, "prefix", str(tmp_path / "venv"))
+    with pytest.raises(LammpsNotReadyError, match="potentials directory was not found.*gone"):
+        runtime.potentials_dir()
+    with pytest.raises(OracleError, match="eam oracle"):
+        make_calculator(OracleSpec("eam"))
