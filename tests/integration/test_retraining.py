@@ -174,7 +174,7 @@ def test_label_and_fit_commands_end_to_end(tmp_path, lammps_install):
     assert "lammps-al fit" in pot.command and pot.training_set_hash
     metrics = json.loads((tmp_path / "out" / "Al_test.metrics.json").read_text())
     assert metrics["train"]["*ALL"]["force"]["rmse"] < 0.1
-    assert pot.extra["training_sigma"]["count"] == 6 * 32
+    assert pot.extra["training_scores"]["bayes"]["count"] == 6 * 32
 
 
 AL_DFT_CONFIG = HERE.parent / "data" / "al_dft_liu2024.toml"

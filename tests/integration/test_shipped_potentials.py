@@ -85,5 +85,6 @@ def test_shipped_potential_records_how_it_was_made(name):
     potential = load(POTENTIALS / f"{name}.npz")
     assert "lammps-al fit" in potential.command and potential.training_set_hash
     assert potential.covariance is not None
-    assert potential.extra["training_sigma"]["count"] > 1000
+    assert potential.extra["training_scores"]["bayes"]["count"] > 1000
+    assert set(potential.extra["training_scores"]) == {"bayes", "committee", "grade"}
     assert potential.elements == ("Al",)
