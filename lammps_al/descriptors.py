@@ -368,7 +368,11 @@ def design_matrix(configs: Sequence[Atoms], blocks: Sequence[DescriptorBlock], s
 
     for ic, (atoms, blk) in enumerate(zip(configs, blocks)):
         n = blk.natoms
-        if energy and "REF_energy" in atoms.info:
+        # A local environment cut from a big cell: its energy and stress describe a cluster in vacuum, and
+        # its buffer atoms have truncated environments, so only the inner atoms' forces are fitted.
+        local_env = bool(atoms.info.get("local_environment", False))
+        keep_force = ~np.asarray(atoms.arrays["buffer"], dtype=bool) if "buffer" in atoms.arrays else np.ones(n, bool)
+        if energy and "REF_energy" in atoms.info and not local_env:
             row = np.zeros((ne, 1 + nf))
             np.add.at(row[:, 0], blk.types, 1.0)
             np.add.at(row[:, 1:], blk.types, blk.per_atom)
@@ -379,11 +383,12 @@ def design_matrix(configs: Sequence[Atoms], blocks: Sequence[DescriptorBlock], s
         if force and "REF_forces" in atoms.arrays:
             _, _, rot = _canonical_frame(atoms)
             f = (np.asarray(atoms.arrays["REF_forces"], dtype=float) @ rot).ravel()
-            rows_A.append(widen(blk.force_rows))
-            rows_b.append(f - blk.ref_forces)
-            kinds.append(np.ones(3 * n, int))
-            owner.append(np.full(3 * n, ic))
-        if stress and "REF_stress" in atoms.info:
+            rows = np.repeat(keep_force, 3)
+            rows_A.append(widen(blk.force_rows)[rows])
+            rows_b.append((f - blk.ref_forces)[rows])
+            kinds.append(np.ones(int(rows.sum()), int))
+            owner.append(np.full(int(rows.sum()), ic))
+        if stress and "REF_stress" in atoms.info and not local_env:
             _, _, rot = _canonical_frame(atoms)
             s = np.asarray(atoms.info["REF_stress"], dtype=float)
             s33 = np.zeros((3, 3))

@@ -300,7 +300,8 @@ def to_snap_snippet_string(p: Potential, name: str, potdir: str) -> str:
     weights = " ".join(f"{w:.17g}" for w in d.wj)
     sna = (f"compute lal_sna all sna/atom {d.rcutfac:.17g} {d.rfac0:.17g} {d.twojmax} {radii} {weights} "
            f"rmin0 {d.rmin0:.17g} bzeroflag {d.bzeroflag} switchflag {d.switchflag}\n")
-    scoring = (sna + f"python lal_setup_native input 3 SELF ${{lal_potdir}}/{name}.npz ${{lal_scorer}} format pss here "
+    scoring = (sna + f"python lal_setup_native input 4 SELF ${{lal_potdir}}/{name}.npz ${{lal_scorer}} "
+               f"${{lal_score_every}} format pssi here "
                f"\"from lammps_al.models.mliap import setup_native as lal_setup_native\"\n"
                "python lal_setup_native invoke\n"
                "python source here \"from lammps_al.models.mliap import score_native as lal_score_native\"\n"

@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "fit": "fit",
     "structures": "structures",
     "bench": "bench",
+    "flagged": "flagged",
 }
 
 

@@ -2,6 +2,9 @@
 
   lammps-al bench fit CONFIG   descriptor throughput (configurations/s, 1 vs N workers) and the share
                                of the fit's time spent outside descriptor computation
+  lammps-al bench model        the shipped Al potentials in LAMMPS on a 4,000-atom cell: native
+                               pair_style snap vs mliappy and native mode with sigma every 10 steps,
+                               1 and 2 MPI ranks, and the ratios the targets are set on
 """
 
 from __future__ import annotations
@@ -12,13 +15,22 @@ from lammps_al import bench
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("what", choices=["fit"], help="which benchmark")
-    parser.add_argument("config", type=Path, help="TOML config of the fit to measure")
+    parser.add_argument("what", choices=["fit", "model"], help="which benchmark")
+    parser.add_argument("config", type=Path, nargs="?", help="fit: TOML config of the fit to measure")
+    parser.add_argument("--potentials", type=Path, default=Path("potentials"), help="model: folder of Al_linear/Al_quadratic")
+    parser.add_argument("--steps", type=int, default=50, help="model: MD steps per run")
+    parser.add_argument("--reps", type=int, default=10, help="model: fcc cells per edge (4 reps^3 atoms)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts to compare")
     parser.add_argument("--repeat", type=int, default=2, help="repeats per measurement (best is kept)")
 
 
 def run(args) -> int:
-    for line in bench.bench_fit(args.config, tuple(args.workers), args.repeat):
+    if args.what == "model":
+        lines = bench.bench_model(args.potentials, reps=args.reps, steps=args.steps, repeat=args.repeat)
+    else:
+        if args.config is None:
+            raise SystemExit("lammps-al bench fit needs a CONFIG")
+        lines = bench.bench_fit(args.config, tuple(args.workers), args.repeat)
+    for line in lines:
         print(line, flush=True)
     return 0

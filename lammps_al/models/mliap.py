@@ -112,9 +112,13 @@ def check_potential(ptr, path: str, descriptor_file: str = "", elements: str = "
 class ScoredModel:
     """An ML-IAP model that also writes each atom's uncertainty into ``d_lal_sigma`` every N steps."""
 
-    def __init__(self, model, scorer, lmp, every: int, property_name: str = PROPERTY):
+    def __init__(self, model, scorer, lmp, every: int, property_name: str = PROPERTY, potential=None,
+                 scorer_name: str = ""):
         self.model = model
         self.scorer = scorer
+        self.potential = potential
+        self.scorer_name = scorer_name
+        self.last_descriptors: np.ndarray | None = None   # (nlocal, d) at the last scoring, local order
         self.lmp = lmp
         self.every = int(every)
         self.property = property_name
@@ -155,6 +159,9 @@ class ScoredModel:
                                    f"'fix {self.property} all property/atom d_{self.property}' (the snippet does)")
         local = self._iatoms < self._nlocal
         values[self._iatoms[local]] = sigma[local]
+        last = np.zeros((self._nlocal, descriptors.shape[1]))
+        last[self._iatoms[local]] = np.asarray(descriptors)[local]
+        self.last_descriptors = last
 
 
 def load_potential(ptr, path: str, descriptor_file: str = "", scorer: str = "bayes", every: int = 1):
@@ -174,11 +181,26 @@ def load_potential(ptr, path: str, descriptor_file: str = "", scorer: str = "bay
         every = int(every)
         if every <= 0:
             raise LammpsSetupError(f"lal_score_every must be a positive number of steps, got {every}")
-        model = ScoredModel(model_from_potential(potential), make_scorer(potential, scorer), lmp, every)
+        model = ScoredModel(model_from_potential(potential), make_scorer(potential, scorer), lmp, every,
+                            potential=potential, scorer_name=scorer)
     except (PotentialError, ScorerError, LammpsSetupError, ValueError) as exc:
         _fail(lmp, str(exc))
     load_model(model)
+    _register(model)
     return model
+
+
+_ACTIVE = None
+
+
+def _register(scoring) -> None:
+    global _ACTIVE
+    _ACTIVE = scoring
+
+
+def active_scoring():
+    """The scoring object of the potential loaded last in this process (ScoredModel or NativeScorer)."""
+    return _ACTIVE
 
 
 # ---- native mode: pair_style snap for forces, descriptors on scoring steps only ---------------------
@@ -186,11 +208,16 @@ def load_potential(ptr, path: str, descriptor_file: str = "", scorer: str = "bay
 class NativeScorer:
     """Scores atoms from ``compute sna/atom`` (B_i only, evaluated on scoring steps) for pair_style snap."""
 
-    def __init__(self, potential, scorer, compute_id: str, property_name: str = PROPERTY):
+    def __init__(self, potential, scorer, compute_id: str, property_name: str = PROPERTY, every: int = 1,
+                 scorer_name: str = ""):
         from lammps_al.models.snap import model_from_potential
 
         self.model = model_from_potential(potential)
+        self.potential = potential
         self.scorer = scorer
+        self.scorer_name = scorer_name
+        self.every = int(every)
+        self.last_descriptors: np.ndarray | None = None
         self.compute_id = compute_id
         self.property = property_name
         self.type_to_element: np.ndarray | None = None
@@ -207,13 +234,15 @@ class NativeScorer:
         B = lmp.numpy.extract_compute(self.compute_id, LMP_STYLE_ATOM, LMP_TYPE_ARRAY)
         types = lmp.numpy.extract_atom("type", LAMMPS_INT, nlocal)
         elems = self.type_to_element[types] if self.type_to_element is not None else types - 1
-        values[:] = self.scorer(elems, self.model.features(np.asarray(B[:nlocal, :self.model.n_descriptors])))
+        descriptors = np.array(B[:nlocal, :self.model.n_descriptors])
+        values[:] = self.scorer(elems, self.model.features(descriptors))
+        self.last_descriptors = descriptors
 
 
 _NATIVE: NativeScorer | None = None
 
 
-def setup_native(ptr, path: str, scorer: str = "bayes", compute_id: str = "lal_sna") -> None:
+def setup_native(ptr, path: str, scorer: str = "bayes", every: int = 1, compute_id: str = "lal_sna") -> None:
     """Prepare the native-mode scorer (called once by ``NAME.snap.lammps``)."""
     from lammps_al.potential import PotentialError, load
     from lammps_al.uncertainty import ScorerError, make_scorer
@@ -222,9 +251,13 @@ def setup_native(ptr, path: str, scorer: str = "bayes", compute_id: str = "lal_s
     lmp = _lammps_handle(ptr)
     try:
         potential = load(path)
-        _NATIVE = NativeScorer(potential, make_scorer(potential, scorer), compute_id)
-    except (PotentialError, ScorerError) as exc:
+        if int(every) <= 0:
+            raise LammpsSetupError(f"lal_score_every must be a positive number of steps, got {every}")
+        _NATIVE = NativeScorer(potential, make_scorer(potential, scorer), compute_id, every=int(every),
+                               scorer_name=scorer)
+    except (PotentialError, ScorerError, LammpsSetupError) as exc:
         _fail(lmp, str(exc))
+    _register(_NATIVE)
 
 
 def score_native(ptr, vflag: int = 0) -> None:

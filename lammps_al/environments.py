@@ -1,0 +1,194 @@
+"""Writing flagged configurations from a running LAMMPS: whole cells, or local environments of big ones.
+
+Only the writing step gathers atoms, and only to rank 0, which writes. Files are extxyz, written to a
+temporary name, fsynced, then hard-linked to their final name (a link never overwrites: a name that exists
+gets a suffix) and the temporary removed; then one JSON line is appended to ``OUTDIR/manifest.jsonl``.
+A kill at any moment leaves at most a stray temporary file, never a partial file named in the manifest.
+
+Local environment of a flagged atom: every atom within ``rcut + buffer`` (minimum image) of it, placed in
+a cubic periodic cell with at least ``rcut`` of vacuum between images. ``flagged`` marks the atom,
+``buffer`` the atoms beyond ``rcut`` of it (their environments are cut: fits give their forces weight 0);
+``info['local_environment']`` tells the fit to ignore the cell's energy and stress. Each rank only looks at
+its own atoms, so cutting costs the same in a small and a huge system.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from lammps_al.store import append_jsonl
+
+COLUMNS = "species:S:1:pos:R:3:id:I:1:vel_A_per_ps:R:3:per_atom_sigma:R:1"
+
+
+def box_cell(lmp) -> tuple[np.ndarray, np.ndarray, list[bool]]:
+    """(origin, cell rows a b c, periodicity) of the LAMMPS box."""
+    boxlo, boxhi, xy, yz, xz, periodicity, _ = lmp.extract_box()
+    lo, hi = np.asarray(boxlo), np.asarray(boxhi)
+    cell = np.array([[hi[0] - lo[0], 0.0, 0.0], [xy, hi[1] - lo[1], 0.0], [xz, yz, hi[2] - lo[2]]])
+    return lo, cell, [bool(p) for p in periodicity]
+
+
+def local_atoms(lmp) -> dict:
+    """This rank's owned atoms: ids, types, positions, velocities (A/ps), sigma."""
+    from lammps import LAMMPS_DOUBLE, LAMMPS_DOUBLE_2D, LAMMPS_INT
+
+    n = int(lmp.extract_global("nlocal"))
+    if n == 0:
+        z = np.zeros((0, 3))
+        return {"id": np.zeros(0, np.int64), "type": np.zeros(0, np.int32), "x": z, "v": z, "sigma": np.zeros(0)}
+    return {"id": np.array(lmp.numpy.extract_atom("id")[:n], dtype=np.int64),
+            "type": np.array(lmp.numpy.extract_atom("type", LAMMPS_INT, n)[:n]),
+            "x": np.array(lmp.numpy.extract_atom("x", LAMMPS_DOUBLE_2D, n)[:n]),
+            "v": np.array(lmp.numpy.extract_atom("v", LAMMPS_DOUBLE_2D, n)[:n]),
+            "sigma": np.array(lmp.numpy.extract_atom("d_lal_sigma", LAMMPS_DOUBLE, n)[:n])}
+
+
+def _element_names(lmp) -> list[str]:
+    from lammps_al.fix import _variable
+
+    return _variable(lmp, "lal_elements").split()
+
+
+def extxyz_text(symbols, positions, ids, velocities, sigma, cell, pbc, info: dict,
+                extra_bool: dict[str, np.ndarray] | None = None) -> str:
+    """An extxyz frame; written by hand because ASE's writer costs ~10x more for large cells."""
+    from ase.io.extxyz import key_val_dict_to_str
+
+    props = COLUMNS + "".join(f":{name}:L:1" for name in (extra_bool or {}))
+    header = {"Lattice": " ".join(f"{x:.10f}" for x in np.asarray(cell).ravel()), "Properties": props,
+              "pbc": " ".join("T" if p else "F" for p in pbc)}
+    header.update({k: v for k, v in info.items()})
+    comment = " ".join(f'{k}="{v}"' if k in ("Lattice", "Properties", "pbc") else key_val_dict_to_str({k: v})
+                       for k, v in header.items())
+    cols = np.column_stack([positions, ids, velocities, sigma])
+    fmt = "{} {:.10f} {:.10f} {:.10f} {:.0f} {:.8g} {:.8g} {:.8g} {:.8g}"
+    bools = list((extra_bool or {}).values())
+    lines = []
+    for k, (sym, row) in enumerate(zip(symbols, cols)):
+        line = fmt.format(sym, *row)
+        if bools:
+            line += "".join(" T" if b[k] else " F" for b in bools)
+        lines.append(line)
+    return f"{len(symbols)}\n{comment}\n" + "\n".join(lines) + "\n"
+
+
+def write_no_overwrite(outdir: Path, name: str, text: str) -> Path:
+    """Write ``text`` to ``outdir/name`` atomically; if the name exists, add -1, -2, ... Never overwrites."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=outdir)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        stem, suffix = name.rsplit(".", 1)
+        for attempt in range(1000):
+            final = outdir / (name if attempt == 0 else f"{stem}-{attempt}.{suffix}")
+            try:
+                os.link(tmp, final)
+                return final
+            except FileExistsError:
+                continue
+        raise OSError(f"no free file name for {name} in {outdir}")
+    finally:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def record(outdir: Path, path: Path, info: dict, natoms: int, kind: str) -> None:
+    entry = {"file": path.name, "kind": kind, "natoms": natoms, **info}
+    append_jsonl(outdir / "manifest.jsonl", json.loads(json.dumps(entry, default=str)))
+
+
+def write_configuration(lmp, comm, settings, info: dict) -> Path | None:
+    """Gather the whole configuration to rank 0 and write it there; atoms at or above flag are marked."""
+    import time
+
+    start = time.perf_counter()
+    mine = local_atoms(lmp)
+    parts = comm.gather(mine, root=0)
+    if comm.Get_rank() != 0:
+        return None
+    data = {k: np.concatenate([p[k] for p in parts]) for k in mine}
+    order = np.argsort(data["id"])
+    data = {k: v[order] for k, v in data.items()}
+    origin, cell, pbc = box_cell(lmp)
+    names = _element_names(lmp)
+    symbols = [names[t - 1] for t in data["type"]]
+    flagged = data["sigma"] >= settings.flag
+    info = {**info, "max_sigma_id": int(data["id"][np.argmax(data["sigma"])]), "n_flagged": int(flagged.sum())}
+    text = extxyz_text(symbols, data["x"] - origin, data["id"], data["v"], data["sigma"], cell, pbc,
+                       {**info, "local_environment": False}, extra_bool={"flagged": flagged})
+    path = write_no_overwrite(settings.outdir, f"{settings.run_id}-s{info['step']:09d}.extxyz", text)
+    record(settings.outdir, path, {**info, "write_seconds": time.perf_counter() - start}, len(symbols),
+           "configuration")
+    return path
+
+
+def minimum_image(d: np.ndarray, cell: np.ndarray, pbc) -> np.ndarray:
+    frac = d @ np.linalg.inv(cell)
+    for k in range(3):
+        if pbc[k]:
+            frac[:, k] -= np.round(frac[:, k])
+    return frac @ cell
+
+
+def cut_environment(local: dict, center: np.ndarray, cell: np.ndarray, pbc, radius: float) -> dict:
+    """This rank's atoms within ``radius`` of ``center`` (minimum image), with their displacement."""
+    d = minimum_image(local["x"] - center, cell, pbc)
+    r = np.linalg.norm(d, axis=1)
+    keep = r <= radius
+    return {"id": local["id"][keep], "type": local["type"][keep], "d": d[keep], "r": r[keep],
+            "v": local["v"][keep], "sigma": local["sigma"][keep]}
+
+
+def write_local_environments(lmp, comm, sigma_local: np.ndarray, settings, info: dict, scoring) -> list[Path]:
+    """Write the neighbourhood of each of the (up to ``max_envs``) most uncertain flagged atoms."""
+    import time
+
+    rcut = scoring.potential.descriptor.cutoff
+    radius = rcut + settings.env_buffer
+    local = local_atoms(lmp)
+    k = settings.max_envs
+    top = np.argsort(-local["sigma"])[:k]
+    top = top[local["sigma"][top] >= settings.flag]
+    candidates = comm.gather([(float(local["sigma"][i]), int(local["id"][i]), local["x"][i]) for i in top], root=0)
+    centers = None
+    if comm.Get_rank() == 0:
+        flat = sorted((c for part in candidates for c in part), key=lambda c: -c[0])[:k]
+        centers = [(atom_id, x) for _, atom_id, x in flat]
+    centers = comm.bcast(centers, root=0)
+    origin, cell, pbc = box_cell(lmp)
+    names = _element_names(lmp)
+    paths = []
+    for n_env, (center_id, center) in enumerate(centers):
+        start = time.perf_counter()
+        parts = comm.gather(cut_environment(local, center, cell, pbc, radius), root=0)
+        if comm.Get_rank() != 0:
+            continue
+        env = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+        order = np.argsort(env["id"])
+        env = {key: value[order] for key, value in env.items()}
+        side = 2 * radius + rcut + 1.0
+        positions = env["d"] + side / 2
+        flagged = env["id"] == center_id
+        buffer = env["r"] > rcut
+        env_info = {**info, "local_environment": True, "center_id": int(center_id), "cutoff": rcut,
+                    "buffer_width": settings.env_buffer}
+        text = extxyz_text([names[t - 1] for t in env["type"]], positions, env["id"], env["v"], env["sigma"],
+                           np.eye(3) * side, [True, True, True], env_info,
+                           extra_bool={"flagged": flagged, "buffer": buffer})
+        path = write_no_overwrite(settings.outdir, f"{settings.run_id}-s{info['step']:09d}-env{n_env}-"
+                                                   f"id{center_id}.extxyz", text)
+        record(settings.outdir, path, {**env_info, "cut_seconds": time.perf_counter() - start}, len(env["id"]),
+               "local_environment")
+        paths.append(path)
+    return paths
