@@ -134,3 +134,80 @@ def bench_model(potdir: Path, reps: int = 10, steps: int = 50, every: int = 10, 
             lines.append(f"  speed-up {r1} -> {r2} ranks, {label:<28s}: {times[(label, r1)] / times[(label, r2)]:.2f}x "
                          f"(>= 1.8)")
     return lines
+
+
+FIX_INPUT = """\
+units metal
+atom_style atomic
+atom_modify map array
+lattice fcc 4.05
+region box block 0 {reps} 0 {reps} 0 {reps}
+create_box 1 box
+create_atoms 1 box
+mass 1 26.9815
+reset_atoms id sort yes
+replicate {replicate} {replicate} {replicate}
+displace_atoms all random 0.05 0.05 0.05 {seed}
+include {pair}
+{fix}
+velocity all create 300 {seed} mom yes rot yes loop geom
+fix nve all nve
+timestep {dt}
+thermo {steps}
+run {steps}
+"""
+
+
+def bench_fix(potdir: Path, reps: int = 10, steps: int = 50, every: int = 10, repeat: int = 2) -> list[str]:
+    """Cost of the uncertainty fix relative to the MD loop, write time of a flagged configuration, and the
+    time to cut a local environment from a 4,000- and a 32,000-atom cell."""
+    import subprocess
+    import tempfile
+
+    from lammps_al import runtime
+    from lammps_al.store import read_jsonl
+
+    potdir = Path(potdir).resolve()
+    root = Path(__file__).resolve().parents[1]
+    fix_snippet = root / "in_files" / "lammps_al_fix.lammps"
+    pair = potdir / "Al_linear.snap.lammps"
+    natoms = 4 * reps**3
+    lines = [f"fix benchmark: {natoms} fcc Al atoms, linear SNAP (native mode), score every {every} steps"]
+
+    def run(work: Path, name: str, fix: str, replicate: int = 1, dt: float = 0.002, nsteps: int = steps,
+            **variables) -> tuple[float, list[dict]]:
+        (work / name).write_text(FIX_INPUT.format(reps=reps, replicate=replicate, seed=4928, pair=pair, fix=fix,
+                                                  steps=nsteps, dt=dt))
+        outdir = work / f"out-{name}"
+        cmd = [str(runtime.find_lmp()), "-nocite", "-log", "none", "-in", name, "-var", "lal_potdir", str(potdir),
+               "-var", "lal_score_every", str(every), "-var", "lal_fix_outdir", str(outdir)]
+        for k, v in variables.items():
+            cmd += ["-var", k, str(v)]
+        proc = subprocess.run(cmd, cwd=work, env=runtime.lammps_env(), capture_output=True, text=True, timeout=3600)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{name} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+        return _loop_time(proc.stdout), read_jsonl(outdir / "manifest.jsonl")
+
+    with tempfile.TemporaryDirectory(prefix="lammps-al-bench-fix-") as tmp:
+        work = Path(tmp)
+        best = {"without": float("inf"), "with": float("inf")}
+        for _ in range(repeat):
+            best["without"] = min(best["without"], run(work, "in.without", "")[0])
+            best["with"] = min(best["with"], run(work, "in.with", f"include {fix_snippet}", lal_flag=100.0,
+                                                 lal_halt=1000.0)[0])
+        lines.append(f"  MD loop without the fix: {best['without']:.2f} s; with it (every {every} steps, nothing "
+                     f"flagged): {best['with']:.2f} s; cost {best['with'] / best['without'] - 1:+.1%} (target <= 3 %)")
+        _, written = run(work, "in.write", f"include {fix_snippet}", nsteps=3 * every, lal_flag=1e-9, lal_halt=1000.0,
+                         lal_min_write_interval=0, lal_max_writes=3, lal_dedup=0)
+        times = [e["write_seconds"] for e in written]
+        lines.append(f"  writing one flagged {natoms}-atom configuration: {min(times):.3f} s (best of {len(times)}; "
+                     f"target <= 0.1 s)")
+        cut = {}
+        for replicate in (1, 2):
+            _, envs = run(work, f"in.env{replicate}", f"include {fix_snippet}", replicate=replicate, dt=0.0,
+                          nsteps=every, lal_flag=1e-9, lal_halt=1000.0, lal_local_above=100, lal_max_envs=4)
+            cut[natoms * replicate**3] = min(e["cut_seconds"] for e in envs)
+        (n_small, t_small), (n_big, t_big) = sorted(cut.items())
+        lines.append(f"  cutting a local environment: {t_small * 1e3:.1f} ms from {n_small} atoms, {t_big * 1e3:.1f} ms "
+                     f"from {n_big} atoms; ratio {t_big / t_small:.2f} (target within 20 %)")
+    return lines

@@ -2,6 +2,8 @@
 
   lammps-al bench fit CONFIG   descriptor throughput (configurations/s, 1 vs N workers) and the share
                                of the fit's time spent outside descriptor computation
+  lammps-al bench fix          the uncertainty fix: its cost in the MD loop, writing a flagged 4,000-atom
+                               configuration, cutting a local environment from 4,000 vs 32,000 atoms
   lammps-al bench model        the shipped Al potentials in LAMMPS on a 4,000-atom cell: native
                                pair_style snap vs mliappy and native mode with sigma every 10 steps,
                                1 and 2 MPI ranks, and the ratios the targets are set on
@@ -15,7 +17,7 @@ from lammps_al import bench
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("what", choices=["fit", "model"], help="which benchmark")
+    parser.add_argument("what", choices=["fit", "model", "fix"], help="which benchmark")
     parser.add_argument("config", type=Path, nargs="?", help="fit: TOML config of the fit to measure")
     parser.add_argument("--potentials", type=Path, default=Path("potentials"), help="model: folder of Al_linear/Al_quadratic")
     parser.add_argument("--steps", type=int, default=50, help="model: MD steps per run")
@@ -25,7 +27,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    if args.what == "model":
+    if args.what == "fix":
+        lines = bench.bench_fix(args.potentials, reps=args.reps, steps=args.steps, repeat=args.repeat)
+    elif args.what == "model":
         lines = bench.bench_model(args.potentials, reps=args.reps, steps=args.steps, repeat=args.repeat)
     else:
         if args.config is None:
