@@ -13,7 +13,7 @@ WITH_GPAW ?= 1
 GPAW_DEBS := libxc-dev libopenblas-dev libfftw3-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup lammps info demo test unit gpaw potentials clean-venv
+.PHONY: setup lammps info demo regression test unit gpaw potentials clean-venv
 
 setup: $(STAMP)
 
@@ -29,8 +29,17 @@ lammps: setup
 info: lammps
 	$(BIN)/lammps-al info
 
+# The aluminium active-learning demo: the loop from scratch, then validation of what it learnt.
+DEMO_DIR ?= runs/al_demo
 demo: lammps
 	$(BIN)/lammps-al info
+	rm -rf $(DEMO_DIR)
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/lammps-al loop in_files/al_demo.toml --no-progress
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/lammps-al validate \
+		$$($(BIN)/python -c "import json; print(json.load(open('$(DEMO_DIR)/history.json'))['final_potential'])") \
+		--output $(DEMO_DIR)/validation.json
+
+regression: lammps
 	$(BIN)/lammps-al regression
 
 ifeq ($(WITH_GPAW),1)

