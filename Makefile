@@ -37,7 +37,7 @@ demo: lammps
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/lammps-al loop in_files/al_demo.toml --no-progress
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/lammps-al validate \
 		$$($(BIN)/python -c "import json; print(json.load(open('$(DEMO_DIR)/history.json'))['final_potential'])") \
-		--output $(DEMO_DIR)/validation.json
+		--output $(DEMO_DIR)/validation.json --held-out-cache $(DEMO_DIR)/held_out.extxyz
 
 regression: lammps
 	$(BIN)/lammps-al regression

@@ -148,15 +148,20 @@ class Config:
 SECTIONS = ("training", "oracle", "label", "descriptor", "reference", "fit", "groups")
 
 
-def load_config(path: str | Path, overrides: dict | None = None) -> Config:
-    """Read and validate a TOML config; ``overrides`` maps 'section.key' to values (command-line options)."""
-    path = Path(path)
+def read_toml(path: Path) -> dict:
+    """The TOML file as a dict; a missing or malformed file is a ConfigError naming it."""
     try:
-        raw = tomllib.loads(path.read_text())
+        return tomllib.loads(Path(path).read_text())
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> Config:
+    """Read and validate a TOML config; ``overrides`` maps 'section.key' to values (command-line options)."""
+    path = Path(path)
+    raw = read_toml(path)
     for key, value in (overrides or {}).items():
         section, _, name = key.partition(".")
         raw.setdefault(section, {})[name] = value

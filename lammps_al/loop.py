@@ -23,14 +23,13 @@ import logging
 import os
 import subprocess
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from lammps_al import runtime
-from lammps_al.config import Config, config_from_dict
+from lammps_al.config import Config, config_from_dict, read_toml
 from lammps_al.errors import ConfigError, LammpsAlError
 from lammps_al.potential import atomic_write_text
 
@@ -59,6 +58,7 @@ class LoopSettings:
     model_snippet: str = "mliappy"
     potential_name: str = "Al"
     start_structures: bool = True
+    lammps_variables: dict = field(default_factory=dict)   # -var NAME VALUE for every exploration run
     explore: tuple[ExploreRun, ...] = ()
 
 
@@ -74,12 +74,7 @@ LOOP_KEYS = {f.name for f in dataclasses.fields(LoopSettings)} - {"explore"}
 
 def load_loop_config(path: Path) -> LoopConfig:
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"loop config {path} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    raw = read_toml(path)
     loop_raw = dict(raw.pop("loop", {}))
     explore_raw = raw.pop("explore", [])
     unknown = set(loop_raw) - LOOP_KEYS
@@ -182,12 +177,21 @@ def fit_stage(cfg: LoopConfig, k: int, show_progress: bool) -> dict:
         "seconds": time.perf_counter() - t})
 
 
+def held_out_stage(cfg: LoopConfig, k: int) -> dict:
+    """Errors of iteration k's potential on the held-out reference MD set (made once, cached)."""
+    from lammps_al.validate import held_out_errors, labelled_held_out_set
+
+    snapshots = labelled_held_out_set(cfg.loop.workdir / "held_out.extxyz")
+    potential = iter_dir(cfg.loop, k) / "potential" / f"{cfg.loop.potential_name}.npz"
+    return held_out_errors(potential, snapshots)
+
+
 def config_count(metrics: dict) -> int:
     return sum(v.get("energy", {}).get("count", 0) for split in ("train", "test")
                for g, v in metrics[split].items() if g == "*ALL")
 
 
-def explore_stage(cfg: LoopConfig, k: int) -> dict:
+def explore_stage(cfg: LoopConfig, k: int, show_progress: bool = True) -> dict:
     """Run every exploration input with iteration k's potential and the fix; record what happened."""
     s = cfg.loop
     d = iter_dir(s, k)
@@ -200,7 +204,10 @@ def explore_stage(cfg: LoopConfig, k: int) -> dict:
     flagged = d / "flagged"
     logs = d / "explore"
     logs.mkdir(parents=True, exist_ok=True)
+    from lammps_al.progress import ProgressBar
+
     runs = {}
+    bar = ProgressBar(len(s.explore), f"exploring (iteration {k})", enabled=show_progress)
     for j, run in enumerate(s.explore):
         run_id = run.name
         seed = 1000 * (s.seed + 1) + 37 * k + j + 1
@@ -209,7 +216,7 @@ def explore_stage(cfg: LoopConfig, k: int) -> dict:
                                   "-var", "potential", str(snippet), "-var", "lal_potdir", str(potdir),
                                   "-var", "lal_fix_outdir", str(flagged), "-var", "lal_run_id", run_id,
                                   "-var", "seed", str(seed))
-        for name, value in run.variables.items():
+        for name, value in {**s.lammps_variables, **run.variables}.items():
             cmd += ["-var", name, str(value)]
         t = time.perf_counter()
         proc = subprocess.run(cmd, cwd=ROOT, env=runtime.lammps_env(), capture_output=True, text=True,
@@ -225,6 +232,8 @@ def explore_stage(cfg: LoopConfig, k: int) -> dict:
             runs[run_id]["error"] = "\n".join(text.strip().splitlines()[-15:])
             log.warning("exploration run %s crashed (exit %d); its log: %s", run_id, proc.returncode,
                         logs / f"{run_id}.log")
+        bar.update()
+    bar.close()
     sig = [r["mean_max_sigma"] for r in runs.values() if r["mean_max_sigma"] is not None]
     return mark_stage(d, "explore", {
         "runs": runs, "trajectory_sigma": float(np.mean(sig)) if sig else None,
@@ -301,8 +310,10 @@ def label_stage(cfg: LoopConfig, k: int, show_progress: bool) -> dict:
 
 
 def calibration(cfg: LoopConfig, k: int) -> dict:
-    """Predicted sigma (the max per-atom score the fix recorded) against the actual error of the potential
-    that flagged each configuration, on the configurations labelled this iteration: scale and Spearman."""
+    """The Bayesian uncertainty of each newly labelled configuration's energy per atom, sqrt(Phi^T Sigma Phi)/N
+    with Phi the sum of its atoms' feature vectors, from the potential that flagged it, against that potential's
+    actual energy error per atom: a scale factor (RMS error / RMS sigma) and the Spearman rank correlation.
+    It needs no extra reference calculation: these configurations were labelled anyway."""
     from scipy.stats import spearmanr
 
     from lammps_al.descriptors import SnapWorker
@@ -324,7 +335,15 @@ def calibration(cfg: LoopConfig, k: int) -> dict:
             blk = worker.compute(atoms)
             B = blk.per_atom[:, :potential.descriptor.n_descriptors]
             e_pred = float(model.energies(blk.types, B).sum()) + blk.ref_energy
-            sig.append(float(np.max(atoms.arrays.get("per_atom_sigma", [np.nan]))))
+            phi = model.features(B)
+            if potential.covariance is None:
+                sig.append(np.nan)
+            else:
+                nf = phi.shape[1]
+                total = np.zeros(potential.coefficients.size)
+                for e in range(len(potential.elements)):
+                    total[e * nf:(e + 1) * nf] = phi[blk.types == e].sum(axis=0)
+                sig.append(float(np.sqrt(max(total @ potential.covariance @ total, 0.0))) / len(atoms))
             err.append(abs(e_pred - atoms.info["REF_energy"]) / len(atoms))
     finally:
         worker.close()
@@ -357,7 +376,7 @@ def run_loop(cfg: LoopConfig, resume: bool = False, show_progress: bool = True, 
     for k in range(s.iterations):
         d = iter_dir(s, k)
         t = {}
-        explored = explore_stage(cfg, k)
+        explored = explore_stage(cfg, k, show_progress)
         t["explore"] = explored["seconds"]
         selected = select_stage(cfg, k)
         labelled = label_stage(cfg, k, show_progress)
@@ -367,10 +386,13 @@ def run_loop(cfg: LoopConfig, resume: bool = False, show_progress: bool = True, 
         nxt.mkdir(parents=True, exist_ok=True)
         fitted = fit_stage(cfg, k + 1, show_progress)
         t["fit"] = fitted["seconds"]
+        held = stage_done(nxt, "held_out") or mark_stage(nxt, "held_out", held_out_stage(cfg, k + 1))
         entry = {"iteration": k, "trajectory_sigma": explored["trajectory_sigma"],
                  "flag_fraction": explored["flag_fraction"], "flagged": selected["flagged"],
                  "selected": len(selected["selected"]), "labelled": labelled["labelled"],
                  "labels_total": fitted["n_configurations"], "test": fitted["test"], "train": fitted["train"],
+                 "held_out": {k2: held[k2] for k2 in ("energy_rmse_eV_atom", "force_rmse_eV_A",
+                                                     "spearman_sigma_vs_force_error")},
                  "calibration": {k2: v for k2, v in calib.items() if k2 in ("n", "spearman", "scale")},
                  "crashed": explored["crashed"], "seconds": t}
         history.append(entry)
@@ -384,19 +406,23 @@ def run_loop(cfg: LoopConfig, resume: bool = False, show_progress: bool = True, 
     final = iter_dir(s, len(history)) / "potential" / f"{s.potential_name}.npz"
     mark_stage(s.workdir, "history", {"iterations": history, "final_potential": str(final),
                                       "converged": converged(history, s)})
+    from lammps_al.report import write_plots
+
+    for path in write_plots(s.workdir):
+        report(f"plot: {path}")
     return history
 
 
 def summary_lines(e: dict, s: LoopSettings) -> list[str]:
-    test = e["test"] or e["train"]
-    f = test.get("force", {}).get("rmse", float("nan"))
-    en = test.get("energy", {}).get("rmse", float("nan"))
+    f = e["held_out"]["force_rmse_eV_A"]
+    en = e["held_out"]["energy_rmse_eV_atom"]
     c = e["calibration"]
     sig = e["trajectory_sigma"]
     lines = [f"iteration {e['iteration']}: trajectory sigma {sig if sig is None else f'{sig:.4g}'} "
              f"(target {s.sigma_target:g}), runs flagging {e['flag_fraction']:.0%}, flagged {e['flagged']}, "
              f"selected {e['selected']}, labelled {e['labelled']} (total {e['labels_total']})",
-             f"  refit: energy RMSE {en * 1e3:.2f} meV/atom, force RMSE {f:.4f} eV/A (held-out); calibration: "
+             f"  refit: energy RMSE {en * 1e3:.2f} meV/atom, force RMSE {f:.4f} eV/A on the held-out MD set, "
+             f"Spearman(sigma, error) {e['held_out']['spearman_sigma_vs_force_error']:.2f}; calibration: "
              f"n={c.get('n')}, Spearman {c.get('spearman', float('nan')):.2f}, scale {c.get('scale', float('nan')):.2f}",
              "  time: " + ", ".join(f"{k} {v:.0f} s" for k, v in e["seconds"].items())]
     if e["crashed"]:

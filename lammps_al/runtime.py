@@ -67,23 +67,22 @@ def find_lmp() -> Path:
         if not chosen.is_file():
             raise LammpsNotReadyError(f"{LMP_ENV}={chosen} is not a file: point it at an lmp binary or unset it.")
         return chosen
-    candidate = venv_bin() / "lmp"
-    if candidate.is_file():
-        return candidate
-    found = shutil.which("lmp")
-    if found:
-        return Path(found)
-    raise LammpsNotReadyError(f"no 'lmp' binary in {venv_bin()} or on PATH: {BUILD_HINT}.")
+    return _venv_or_path("lmp", BUILD_HINT)
 
 
 def find_mpirun() -> Path:
-    candidate = venv_bin() / "mpirun"
+    return _venv_or_path("mpirun", "pip install mpich")
+
+
+def _venv_or_path(program: str, fix: str) -> Path:
+    """``program`` from this venv's bin, else the first on PATH; the error names the fix."""
+    candidate = venv_bin() / program
     if candidate.is_file():
         return candidate
-    found = shutil.which("mpirun")
+    found = shutil.which(program)
     if found:
         return Path(found)
-    raise LammpsNotReadyError(f"no 'mpirun' in {venv_bin()} or on PATH: pip install mpich")
+    raise LammpsNotReadyError(f"no '{program}' in {venv_bin()} or on PATH: {fix}.")
 
 
 def potentials_dir() -> Path:

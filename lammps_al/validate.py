@@ -208,20 +208,38 @@ def held_out_set(seed: int = HELD_OUT_SEED) -> list[Atoms]:
     return snaps
 
 
+def labelled_held_out_set(cache: Path | None = None, seed: int = HELD_OUT_SEED) -> list[Atoms]:
+    """The held-out snapshots with reference labels (REF_energy, REF_forces), cached in ``cache`` if given."""
+    from ase.io import read, write
+
+    from lammps_al.label import compute_labels
+    from lammps_al.oracles import OracleSpec, make_calculator
+
+    if cache is not None and Path(cache).is_file():
+        return read(cache, index=":")
+    ref = make_calculator(OracleSpec("eam"))
+    snapshots = held_out_set(seed)
+    for atoms in snapshots:
+        labels = compute_labels(ref, atoms)
+        atoms.info["REF_energy"] = labels["energy"]
+        atoms.arrays["REF_forces"] = labels["forces"]
+    if cache is not None:
+        Path(cache).parent.mkdir(parents=True, exist_ok=True)
+        write(cache, snapshots, format="extxyz")
+    return snapshots
+
+
 def held_out_errors(potential_path: Path, snapshots: list[Atoms], scorer: str = "bayes") -> dict:
     """Energy/force RMSE of the learned potential on reference-labelled snapshots, and sigma vs error."""
     from scipy.stats import spearmanr
 
-    from lammps_al.label import compute_labels
     from lammps_al.models.calculator import SNAPCalculator
-    from lammps_al.oracles import OracleSpec, make_calculator
 
-    ref = make_calculator(OracleSpec("eam"))
     calc = SNAPCalculator(potential_path, scorer=scorer)
     e_err, f_sq, n_f, sig, cfg_err = [], 0.0, 0, [], []
     try:
         for atoms in snapshots:
-            labels = compute_labels(ref, atoms)
+            labels = {"energy": atoms.info["REF_energy"], "forces": atoms.arrays["REF_forces"]}
             a = atoms.copy()
             a.calc = calc
             e = a.get_potential_energy()
@@ -240,14 +258,14 @@ def held_out_errors(potential_path: Path, snapshots: list[Atoms], scorer: str = 
             "sigma": sig, "force_rmse_per_snapshot": cfg_err}
 
 
-def validate(potential_path: Path, held_out: bool = True) -> dict:
+def validate(potential_path: Path, held_out: bool = True, held_out_cache: Path | None = None) -> dict:
     learned = properties(learned_pair(potential_path))
     reference = properties(reference_pair())
     report = {"potential": str(potential_path), "learned": learned, "reference": reference,
               "relative_difference": {k: (learned[k] - reference[k]) / abs(reference[k]) for k in reference},
               "melting_point": "not computed (solid-liquid coexistence is not implemented yet)"}
     if held_out:
-        report["held_out"] = held_out_errors(potential_path, held_out_set())
+        report["held_out"] = held_out_errors(potential_path, labelled_held_out_set(held_out_cache))
     return report
 
 

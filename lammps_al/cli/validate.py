@@ -16,10 +16,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("potential", type=Path, help="the learned potential (.npz)")
     parser.add_argument("--no-held-out", action="store_true", help="skip the held-out MD set")
     parser.add_argument("--output", type=Path, help="write the report as JSON here")
+    parser.add_argument("--held-out-cache", type=Path, help="extxyz of the labelled held-out set (made if missing)")
 
 
 def run(args) -> int:
-    report = validate(args.potential, held_out=not args.no_held_out)
+    report = validate(args.potential, held_out=not args.no_held_out, held_out_cache=args.held_out_cache)
     for line in report_lines(report):
         print(line)
     if args.output:

@@ -1,0 +1,81 @@
+"""The active-learning loop and validation, on a small and short configuration."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from lammps_al.errors import ConfigError
+from lammps_al.loop import iter_dir, load_loop_config, run_loop
+from lammps_al.store import LabelledStore
+from lammps_al.validate import Calc, elastic_constants, lattice_and_cohesion, properties, reference_pair
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = (ROOT / "in_files" / "al_demo.toml").read_text()
+
+
+def small_loop(tmp_path: Path, iterations: int = 1) -> Path:
+    text = DEMO.replace('workdir = "../runs/al_demo"', 'workdir = "state"')
+    text = re.sub(r"(?m)^iterations = \d+", f"iterations = {iterations}", text)
+    assert f"iterations = {iterations}" in text
+    # one short, hot exploration run is enough to exercise every stage
+    head, _, rest = text.partition("[[explore]]")
+    tail = rest[rest.index("[oracle]"):]
+    text = (head + '[[explore]]\nname = "melt"\nkind = "liquid"\ninput = "in_files/al_melt.in"\n'
+            'variables = { reps = 2, steps = 300, temperature = 1600, lal_flag_factor = 0.5, '
+            'lal_min_write_interval = 20 }\n\n' + tail)
+    path = tmp_path / "loop.toml"
+    path.write_text(text)
+    return path
+
+
+def test_loop_runs_and_resumes_without_duplicating_labels(tmp_path, lammps_install):
+    cfg = load_loop_config(small_loop(tmp_path))
+    history = run_loop(cfg, report=lambda line: None, show_progress=False)
+    assert len(history) == 1
+    first = history[0]
+    assert first["flagged"] >= 1 and first["labelled"] >= 1
+    store = LabelledStore(cfg.fit.training.dir)
+    n_labels = len([r for r in store.records() if r.status == "ok"])
+    assert (iter_dir(cfg.loop, 1) / "potential" / "Al.npz").is_file()
+    # a kill after the labels were stored but before the stage markers were written
+    for stage in ("label", "calibration", "fit"):
+        marker = iter_dir(cfg.loop, 0 if stage != "fit" else 1) / f"{stage}.json"
+        marker.unlink()
+    with pytest.raises(Exception, match="--resume"):
+        run_loop(cfg, report=lambda line: None, show_progress=False)
+    again = run_loop(cfg, resume=True, report=lambda line: None, show_progress=False)
+    assert len([r for r in store.records() if r.status == "ok"]) == n_labels
+    assert again[0]["labelled"] == 0 and again[0]["selected"] == first["selected"]
+
+
+def test_loop_config_rejects_unknown_keys(tmp_path):
+    path = small_loop(tmp_path)
+    path.write_text(path.read_text().replace("[loop]\n", "[loop]\nspeed = 'fast'\n"))
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['speed'\] in \[loop\]"):
+        load_loop_config(path)
+
+
+def test_reference_properties_are_physical(lammps_install):
+    """The property machinery on the reference EAM: fcc Al near 4.05 A, a stable cubic crystal, surfaces
+    ordered (111) < (100) < (110), a positive stacking-fault energy."""
+    p = properties(reference_pair())
+    assert p["lattice_constant_A"] == pytest.approx(4.05, abs=0.02)
+    assert 3.0 < p["cohesive_energy_eV"] < 3.8
+    assert p["C11_GPa"] > p["C12_GPa"] > 0 and p["C44_GPa"] > 0
+    assert 0.4 < p["vacancy_formation_eV"] < 1.0
+    assert p["surface_111_J_m2"] < p["surface_100_J_m2"] < p["surface_110_J_m2"]
+    assert 50 < p["stacking_fault_mJ_m2"] < 250
+
+
+def test_elastic_constants_do_not_depend_on_the_strain_step(lammps_install):
+    calc = Calc(reference_pair())
+    try:
+        a0, _ = lattice_and_cohesion(calc)
+        small, large = elastic_constants(calc, a0, 0.002), elastic_constants(calc, a0, 0.005)
+    finally:
+        calc.close()
+    for k in small:
+        assert small[k] == pytest.approx(large[k], rel=0.02)
