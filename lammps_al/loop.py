@@ -57,7 +57,7 @@ class LoopSettings:
     seed: int = 0
     model_snippet: str = "mliappy"
     potential_name: str = "Al"
-    start_structures: bool = True
+    start_size: str = "standard"        # "standard" (EAM liquid included) or "small" (<= 8 atoms, for DFT)
     lammps_variables: dict = field(default_factory=dict)   # -var NAME VALUE for every exploration run
     explore: tuple[ExploreRun, ...] = ()
 
@@ -107,6 +107,8 @@ def load_loop_config(path: Path) -> LoopConfig:
         raise ConfigError(f"{path}: iterations, nprocs and max_select must be >= 1")
     if not settings.sigma_target > 0 or not 0 <= settings.flag_rate <= 1:
         raise ConfigError(f"{path}: sigma_target must be > 0 and flag_rate in [0, 1]")
+    if settings.start_size not in ("standard", "small"):
+        raise ConfigError(f"{path}: start_size must be 'standard' or 'small', got {settings.start_size!r}")
     if settings.model_snippet not in ("mliappy", "snap"):
         raise ConfigError(f"{path}: model_snippet must be 'mliappy' or 'snap', got {settings.model_snippet!r}")
     raw.setdefault("training", {})["dir"] = str(workdir / "training")
@@ -149,7 +151,7 @@ def bootstrap(cfg: LoopConfig, show_progress: bool) -> dict:
     if done:
         return done
     t = time.perf_counter()
-    configs = starting_set(cfg.fit.descriptor.elements[0], seed=s.seed)
+    configs = starting_set(cfg.fit.descriptor.elements[0], seed=s.seed, size=s.start_size)
     for i, atoms in enumerate(configs):
         atoms.info["source"] = f"start/{atoms.info['kind']}/{i}"
     summary = label_configurations(configs, OracleSpec(cfg.fit.oracle.name, dict(cfg.fit.oracle.settings)),
@@ -181,6 +183,12 @@ def held_out_stage(cfg: LoopConfig, k: int) -> dict:
     """Errors of iteration k's potential on the held-out reference MD set (made once, cached)."""
     from lammps_al.validate import held_out_errors, labelled_held_out_set
 
+    oracle = cfg.fit.oracle
+    if oracle.name != "eam" or oracle.settings.get("potential", "Al_mm.eam.fs") != "Al_mm.eam.fs":
+        # the held-out snapshots are labelled by the EAM reference; another oracle's potential would be
+        # scored against a different reference (different absolute energies), which means nothing
+        return {"skipped": f"the held-out MD set is labelled by Al_mm.eam.fs, not by the oracle {oracle.name!r}",
+                "energy_rmse_eV_atom": None, "force_rmse_eV_A": None, "spearman_sigma_vs_force_error": None}
     snapshots = labelled_held_out_set(cfg.loop.workdir / "held_out.extxyz")
     potential = iter_dir(cfg.loop, k) / "potential" / f"{cfg.loop.potential_name}.npz"
     return held_out_errors(potential, snapshots)
@@ -414,15 +422,19 @@ def run_loop(cfg: LoopConfig, resume: bool = False, show_progress: bool = True, 
 
 
 def summary_lines(e: dict, s: LoopSettings) -> list[str]:
-    f = e["held_out"]["force_rmse_eV_A"]
-    en = e["held_out"]["energy_rmse_eV_atom"]
+    held = e["held_out"]
+    if held["force_rmse_eV_A"] is None:
+        refit = "held-out MD set skipped (it is labelled by the EAM reference, not by this oracle)"
+    else:
+        refit = (f"energy RMSE {held['energy_rmse_eV_atom'] * 1e3:.2f} meV/atom, force RMSE "
+                 f"{held['force_rmse_eV_A']:.4f} eV/A on the held-out MD set, Spearman(sigma, error) "
+                 f"{held['spearman_sigma_vs_force_error']:.2f}")
     c = e["calibration"]
     sig = e["trajectory_sigma"]
     lines = [f"iteration {e['iteration']}: trajectory sigma {sig if sig is None else f'{sig:.4g}'} "
              f"(target {s.sigma_target:g}), runs flagging {e['flag_fraction']:.0%}, flagged {e['flagged']}, "
              f"selected {e['selected']}, labelled {e['labelled']} (total {e['labels_total']})",
-             f"  refit: energy RMSE {en * 1e3:.2f} meV/atom, force RMSE {f:.4f} eV/A on the held-out MD set, "
-             f"Spearman(sigma, error) {e['held_out']['spearman_sigma_vs_force_error']:.2f}; calibration: "
+             f"  refit: {refit}; calibration: "
              f"n={c.get('n')}, Spearman {c.get('spearman', float('nan')):.2f}, scale {c.get('scale', float('nan')):.2f}",
              "  time: " + ", ".join(f"{k} {v:.0f} s" for k, v in e["seconds"].items())]
     if e["crashed"]:

@@ -36,7 +36,7 @@ def write_plots(workdir: Path) -> list[Path]:
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.5))
     for i, (kind, key, unit, scale) in enumerate((("energy", "energy_rmse_eV_atom", "meV/atom", 1e3),
                                                    ("force", "force_rmse_eV_A", "eV/A", 1.0))):
-        rmse = [h["held_out"][key] * scale for h in history]
+        rmse = [np.nan if h["held_out"][key] is None else h["held_out"][key] * scale for h in history]
         ax[i].plot(labels, rmse, "o-")
         ax[i].set_xlabel("labelled configurations")
         ax[i].set_ylabel(f"{kind} RMSE ({unit})")

@@ -102,7 +102,38 @@ def _atoms_from_lammps(lmp, element: str) -> Atoms:
     return atoms
 
 
-def starting_set(element: str = "Al", seed: int = 0, liquid: bool = True) -> list[Atoms]:
+def small_set(element: str = "Al", a: float = AL_LATTICE, seed: int = 0) -> list[Atoms]:
+    """A starting set of cells with at most 8 atoms, for expensive oracles (DFT): primitive fcc/bcc/hcp
+    volume scans, strained and rattled conventional fcc, a vacancy, a thin (100) slab. No liquid."""
+    rng = np.random.default_rng(seed)
+    out: list[Atoms] = []
+    for scale in np.linspace(0.95, 1.06, 5):
+        out.append(_tag(bulk(element, "fcc", a=a * scale), "fcc-eos"))
+    for scale in (0.97, 1.0, 1.03):
+        out.append(_tag(bulk(element, "bcc", a=a * 0.8 * scale), "bcc-eos"))
+        out.append(_tag(bulk(element, "hcp", a=a / np.sqrt(2) * scale, c=a / np.sqrt(2) * 1.633 * scale), "hcp-eos"))
+    cubic = bulk(element, "fcc", a=a, cubic=True)
+    for _ in range(4):
+        s = random_strain(cubic, 0.03, rng)
+        s.rattle(0.05, seed=int(rng.integers(1 << 30)))
+        out.append(_tag(s, "fcc-strained"))
+    for amp in (0.05, 0.1, 0.15, 0.2):
+        r = cubic.copy()
+        r.rattle(amp, seed=int(rng.integers(1 << 30)))
+        out.append(_tag(r, "fcc-rattled"))
+    vac = bulk(element, "fcc", a=a).repeat(2)
+    del vac[0]
+    out.append(_tag(vac, "vacancy"))
+    out.append(_tag(fcc100(element, size=(1, 1, 4), a=a, vacuum=5.0, periodic=True), "surface-100"))
+    return out
+
+
+def starting_set(element: str = "Al", seed: int = 0, liquid: bool = True, size: str = "standard") -> list[Atoms]:
+    """``size`` "standard" (crystals up to 32 atoms, slabs, EAM liquid) or "small" (<= 8 atoms, for DFT)."""
+    if size == "small":
+        return small_set(element, seed=seed)
+    if size != "standard":
+        raise ValueError(f"starting set size must be 'standard' or 'small', got {size!r}")
     configs = crystal_set(element, seed=seed)
     if liquid:
         configs += liquid_snapshots(element, seed=seed + 1)

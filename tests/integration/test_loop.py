@@ -79,3 +79,21 @@ def test_elastic_constants_do_not_depend_on_the_strain_step(lammps_install):
         calc.close()
     for k in small:
         assert small[k] == pytest.approx(large[k], rel=0.02)
+
+
+def test_small_starting_set_for_dft_has_only_small_cells():
+    from lammps_al.structures import starting_set
+
+    cells = starting_set("Al", seed=0, size="small")
+    assert len(cells) >= 15 and max(len(a) for a in cells) <= 8
+    assert {"fcc-eos", "bcc-eos", "hcp-eos", "vacancy", "surface-100"} <= {a.info["kind"] for a in cells}
+
+
+def test_gpaw_loop_config_loads_and_bad_start_size_is_refused(tmp_path):
+    cfg = load_loop_config(ROOT / "in_files" / "al_demo_gpaw.toml")
+    assert cfg.fit.oracle.name == "gpaw" and cfg.loop.start_size == "small"
+    text = (ROOT / "in_files" / "al_demo_gpaw.toml").read_text().replace('start_size = "small"', 'start_size = "tiny"')
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace('input = "in_files/', f'input = "{ROOT}/in_files/'))
+    with pytest.raises(ConfigError, match="start_size must be 'standard' or 'small'"):
+        load_loop_config(bad)
