@@ -21,7 +21,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 from ase import Atoms
 
-from lammps_al.dataset import NKTV2P, DatasetError, stress_to_voigt
+from lammps_al.dataset import NKTV2P, VOIGT, DatasetError, stress_to_voigt
 from lammps_al.errors import ConfigError, LammpsAlError
 
 
@@ -172,6 +172,18 @@ def _canonical_frame(atoms: Atoms) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return lower, atoms.positions @ q, q
 
 
+def load_cell(lmp, atoms: Atoms, n_types: int, types) -> None:
+    """Start a fresh metal-units box in ``lmp`` holding ``atoms`` (rotated into LAMMPS's frame), IDs 1..N."""
+    cell, positions, _ = _canonical_frame(atoms)
+    lmp.commands_list(["clear", "units metal", "atom_style atomic", "atom_modify map array sort 0 0.0",
+                       "boundary p p p",
+                       "region box prism 0 {:.17g} 0 {:.17g} 0 {:.17g} {:.17g} {:.17g} {:.17g}".format(
+                           cell[0, 0], cell[1, 1], cell[2, 2], cell[1, 0], cell[2, 0], cell[2, 1]),
+                       f"create_box {n_types} box"])
+    n = len(atoms)
+    lmp.create_atoms(n, list(range(1, n + 1)), [int(t) for t in types], positions.ravel().tolist())
+
+
 class SnapWorker:
     """One LAMMPS instance computing descriptor blocks for configurations, one after another."""
 
@@ -197,16 +209,9 @@ class SnapWorker:
         if not all(atoms.pbc) or atoms.cell.rank < 3:
             raise DatasetError(f"{where}: descriptors need a periodic 3D cell (pbc={list(atoms.pbc)}); put "
                                f"clusters in a box with vacuum and pbc=True")
-        cell, positions, _ = _canonical_frame(atoms)
         lmp = self.lmp
-        cmds = ["clear", "units metal", "atom_style atomic", "atom_modify map array sort 0 0.0",
-                "boundary p p p",
-                "region box prism 0 {:.17g} 0 {:.17g} 0 {:.17g} {:.17g} {:.17g} {:.17g}".format(
-                    cell[0, 0], cell[1, 1], cell[2, 2], cell[1, 0], cell[2, 0], cell[2, 1]),
-                f"create_box {len(s.elements)} box"]
         try:
-            lmp.commands_list(cmds)
-            lmp.create_atoms(n, list(range(1, n + 1)), types.tolist(), positions.ravel().tolist())
+            load_cell(lmp, atoms, len(s.elements), types)
             if lmp.get_natoms() != n:
                 raise DescriptorError(f"{where}: LAMMPS kept {lmp.get_natoms()} of {n} atoms (atoms outside the cell?)")
             lmp.commands_list(["mass * 1.0", *self.reference.commands(s), compute_command, *extra,
@@ -380,8 +385,8 @@ def design_matrix(configs: Sequence[Atoms], blocks: Sequence[DescriptorBlock], s
             rows_b.append([(atoms.info["REF_energy"] - blk.ref_energy) / n])
             kinds.append([0])
             owner.append([ic])
+        rot = _canonical_frame(atoms)[2]   # labels are in the configuration's frame, rows in LAMMPS's
         if force and "REF_forces" in atoms.arrays:
-            _, _, rot = _canonical_frame(atoms)
             f = (np.asarray(atoms.arrays["REF_forces"], dtype=float) @ rot).ravel()
             rows = np.repeat(keep_force, 3)
             rows_A.append(widen(blk.force_rows)[rows])
@@ -389,10 +394,9 @@ def design_matrix(configs: Sequence[Atoms], blocks: Sequence[DescriptorBlock], s
             kinds.append(np.ones(int(rows.sum()), int))
             owner.append(np.full(int(rows.sum()), ic))
         if stress and "REF_stress" in atoms.info and not local_env:
-            _, _, rot = _canonical_frame(atoms)
             s = np.asarray(atoms.info["REF_stress"], dtype=float)
             s33 = np.zeros((3, 3))
-            for k, (i, j) in enumerate(((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))):
+            for k, (i, j) in enumerate(VOIGT):
                 s33[i, j] = s33[j, i] = s[k]
             pressure = -stress_to_voigt(rot.T @ s33 @ rot) * NKTV2P
             rows_A.append(widen(NKTV2P * blk.virial_rows / blk.volume))

@@ -146,24 +146,23 @@ def training_features(potential: Potential, blocks: list[DescriptorBlock], mask:
     return [np.vstack(x) if x else np.zeros((0, 1 + potential.descriptor.n_features)) for x in per_element]
 
 
-def attach_uncertainty_data(potential: Potential, blocks: list[DescriptorBlock], train: np.ndarray,
-                            seed: int = 0) -> None:
-    """Committee samples (from the posterior) and MaxVol grade projectors (from the training atoms)."""
+def attach_uncertainty_data(potential: Potential, features: list[np.ndarray], seed: int = 0) -> None:
+    """Committee samples (from the posterior) and MaxVol grade projectors (from the training atoms'
+    ``features``, per element)."""
     from lammps_al.uncertainty import grade_projector, posterior_samples
 
     if potential.covariance is not None:
         potential.committee = posterior_samples(potential.coefficients.ravel(), potential.covariance,
                                                 k=COMMITTEE_SIZE, seed=seed)
-    features = training_features(potential, blocks, train)
     if all(len(f) > 0 for f in features):
         potential.grade = [grade_projector(f) for f in features]
 
 
-def training_score_stats(potential: Potential, blocks: list[DescriptorBlock], train: np.ndarray) -> dict:
-    """Percentiles of every available per-atom score over the training atoms; thresholds calibrate on them."""
+def training_score_stats(potential: Potential, features: list[np.ndarray]) -> dict:
+    """Percentiles of every available per-atom score over the training atoms (their ``features``, per
+    element); the fix calibrates its thresholds on them."""
     from lammps_al.uncertainty import SCORERS, ScorerError, make_scorer
 
-    features = training_features(potential, blocks, train)
     stats = {}
     for name in SCORERS:
         try:
@@ -233,8 +232,9 @@ def fit_potential(config: Config, write: bool = True, show_progress: bool = True
                           coefficients=coefficients, covariance=result.covariance, reference=config.reference,
                           noise=noise, training_set_hash=dataset_hash(configs), settings=fit_settings,
                           created=now(), command=command_line())
-    attach_uncertainty_data(potential, blocks, ~test, seed=config.fit.seed)
-    potential.extra["training_scores"] = training_score_stats(potential, blocks, ~test)
+    features = training_features(potential, blocks, ~test)
+    attach_uncertainty_data(potential, features, seed=config.fit.seed)
+    potential.extra["training_scores"] = training_score_stats(potential, features)
     metrics["training_set_hash"] = potential.training_set_hash
     metrics["potential_hash"] = potential.content_hash()
     metrics["timings_s"] = timings

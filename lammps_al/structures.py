@@ -93,10 +93,11 @@ def liquid_snapshots(element: str = "Al", potential: str = "Al_mm.eam.fs", tempe
 
 
 def _atoms_from_lammps(lmp, element: str) -> Atoms:
-    boxlo, boxhi, xy, yz, xz, _, _ = lmp.extract_box()
-    cell = np.array([[boxhi[0] - boxlo[0], 0, 0], [xy, boxhi[1] - boxlo[1], 0], [xz, yz, boxhi[2] - boxlo[2]]])
+    from lammps_al.environments import box_cell
+
+    origin, cell, _ = box_cell(lmp)
     n = lmp.get_natoms()
-    x = np.array(lmp.gather_atoms("x", 1, 3)).reshape(n, 3) - np.asarray(boxlo)
+    x = np.array(lmp.gather_atoms("x", 1, 3)).reshape(n, 3) - origin
     atoms = Atoms(symbols=[element] * n, positions=x, cell=cell, pbc=True)
     atoms.wrap()
     return atoms

@@ -67,18 +67,10 @@ class Calc:
         self.lmp.close()
 
     def load(self, atoms: Atoms) -> None:
-        from lammps_al.descriptors import _canonical_frame
+        from lammps_al.descriptors import load_cell
 
-        cell, pos, _ = _canonical_frame(atoms)
-        lmp = self.lmp
-        lmp.commands_list(["clear", "units metal", "atom_style atomic", "atom_modify map array sort 0 0.0",
-                           "boundary p p p",
-                           "region box prism 0 {:.17g} 0 {:.17g} 0 {:.17g} {:.17g} {:.17g} {:.17g}".format(
-                               cell[0, 0], cell[1, 1], cell[2, 2], cell[1, 0], cell[2, 0], cell[2, 1]),
-                           "create_box 1 box"])
-        n = len(atoms)
-        lmp.create_atoms(n, list(range(1, n + 1)), [1] * n, pos.ravel().tolist())
-        lmp.commands_list(["mass 1 26.9815", *self.pair.commands, "thermo_style custom step pe pxx pyy pzz pyz pxz pxy",
+        load_cell(self.lmp, atoms, 1, [1] * len(atoms))
+        self.lmp.commands_list(["mass 1 26.9815", *self.pair.commands, "thermo_style custom step pe pxx pyy pzz pyz pxz pxy",
                            "thermo_modify norm no"])
 
     def energy(self, atoms: Atoms | None = None, relax: str = "") -> float:
