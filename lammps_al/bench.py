@@ -229,3 +229,77 @@ def bench_fix(potdir: Path, reps: int = 10, steps: int = 50, every: int = 10, re
         lines.append(f"  cutting a local environment: {t_small * 1e3:.1f} ms from {n_small} atoms, {t_big * 1e3:.1f} ms "
                      f"from {n_big} atoms; ratio {t_big / t_small:.2f} (target within 20 %)")
     return lines
+
+
+def calls_to_target(history: list[dict], target: float) -> int | None:
+    """Oracle calls (labels in the fit) of the first refit whose held-out force RMSE is <= target."""
+    for e in history:
+        f = e["held_out"]["force_rmse_eV_A"]
+        if f is not None and f <= target:
+            return int(e["labels_total"])
+    return None
+
+
+def bench_selection(config_path: Path, target: float = 0.05, iterations: int = 8,
+                    workdir: Path | None = None, show_progress: bool = False, report=print) -> dict:
+    """The loop (uncertainty + diversity selection) against random selection from the same exploration MD
+    with the same budget per iteration (max_select), from one shared starting set and first fit. Each arm
+    runs until its refit reaches ``target`` eV/A on the held-out MD set or ``iterations`` pass; convergence
+    by sigma does not stop either arm. Oracle calls count every label, the shared starting set included."""
+    import dataclasses
+    import json
+    import shutil
+
+    from lammps_al.loop import bootstrap, fit_stage, held_out_stage, iter_dir, load_loop_config, run_loop
+    from lammps_al.potential import atomic_write_text
+
+    cfg = load_loop_config(config_path)
+    root = Path(workdir) if workdir is not None else cfg.loop.workdir.parent / "bench_selection"
+    shared = dataclasses.replace(cfg, loop=dataclasses.replace(cfg.loop, workdir=root / "start"))
+    shared = dataclasses.replace(shared, fit=dataclasses.replace(
+        cfg.fit, training=dataclasses.replace(cfg.fit.training, dir=root / "start" / "training")))
+    start = bootstrap(shared, show_progress)
+    fit_stage(shared, 0, show_progress)
+    start_error = held_out_stage(shared, 0)["force_rmse_eV_A"]
+    out = {"config": str(config_path), "target_force_rmse_eV_A": target, "max_select": cfg.loop.max_select,
+           "start_labels": start["labelled"], "start_force_rmse_eV_A": start_error, "arms": {}}
+    report(f"starting set: {start['labelled']} labels, held-out force RMSE {start_error:.4f} eV/A")
+    for arm in ("uncertainty", "random"):
+        wd = root / arm
+        if not (wd / "iter_000" / "fit.json").is_file():
+            wd.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(root / "start" / "training", wd / "training", dirs_exist_ok=True)
+            shutil.copytree(iter_dir(shared.loop, 0), wd / "iter_000", dirs_exist_ok=True)
+        loop = dataclasses.replace(cfg.loop, workdir=wd, selection=arm, iterations=iterations,
+                                   converged_iterations=10**6)
+        fit = dataclasses.replace(cfg.fit, training=dataclasses.replace(cfg.fit.training, dir=wd / "training"))
+        arm_cfg = dataclasses.replace(cfg, loop=loop, fit=fit)
+        report(f"{arm} selection:")
+        history = run_loop(arm_cfg, resume=True, show_progress=show_progress, report=lambda line: report("  " + line),
+                           stop=lambda e: (e["held_out"]["force_rmse_eV_A"] or 1e9) <= target)
+        out["arms"][arm] = {"calls_to_target": calls_to_target(history, target),
+                            "curve": [(e["labels_total"], e["held_out"]["force_rmse_eV_A"]) for e in history]}
+    u, r = out["arms"]["uncertainty"]["calls_to_target"], out["arms"]["random"]["calls_to_target"]
+    out["ratio"] = u / r if u and r else None
+    out["ratio_beyond_start"] = ((u - start["labelled"]) / (r - start["labelled"])
+                                 if u and r and r > start["labelled"] else None)
+    atomic_write_text(root / "bench_selection.json", json.dumps(out, indent=2, default=float))
+    return out
+
+
+def selection_lines(out: dict) -> list[str]:
+    t = out["target_force_rmse_eV_A"]
+    lines = [f"selection benchmark: oracle calls to reach a held-out force RMSE of {t} eV/A "
+             f"({out['max_select']} selected per iteration; starting set {out['start_labels']} labels, "
+             f"{out['start_force_rmse_eV_A']:.4f} eV/A)"]
+    for arm, a in out["arms"].items():
+        curve = ", ".join(f"{n}: {f:.4f}" for n, f in a["curve"])
+        calls = a["calls_to_target"]
+        lines.append(f"  {arm:<12s} {'not reached' if calls is None else f'{calls} calls':>12s}   curve (labels: eV/A) {curve}")
+    if out["ratio"] is not None:
+        lines.append(f"  ratio loop/random: {out['ratio']:.2f} (all calls), "
+                     + (f"{out['ratio_beyond_start']:.2f} (calls beyond the shared starting set)"
+                        if out["ratio_beyond_start"] is not None else "n/a beyond the starting set"))
+    else:
+        lines.append("  ratio: not available (an arm did not reach the target within its iterations)")
+    return lines

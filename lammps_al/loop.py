@@ -59,6 +59,7 @@ class LoopSettings:
     potential_name: str = "Al"
     start_size: str = "standard"        # "standard" (EAM liquid included) or "small" (<= 8 atoms, for DFT)
     lammps_variables: dict = field(default_factory=dict)   # -var NAME VALUE for every exploration run
+    selection: str = "uncertainty"      # "uncertainty" (the method) or "random" (its baseline, for benchmarks)
     explore: tuple[ExploreRun, ...] = ()
 
 
@@ -109,6 +110,8 @@ def load_loop_config(path: Path) -> LoopConfig:
         raise ConfigError(f"{path}: sigma_target must be > 0 and flag_rate in [0, 1]")
     if settings.start_size not in ("standard", "small"):
         raise ConfigError(f"{path}: start_size must be 'standard' or 'small', got {settings.start_size!r}")
+    if settings.selection not in ("uncertainty", "random"):
+        raise ConfigError(f"{path}: selection must be 'uncertainty' or 'random', got {settings.selection!r}")
     if settings.model_snippet not in ("mliappy", "snap"):
         raise ConfigError(f"{path}: model_snippet must be 'mliappy' or 'snap', got {settings.model_snippet!r}")
     raw.setdefault("training", {})["dir"] = str(workdir / "training")
@@ -154,11 +157,17 @@ def bootstrap(cfg: LoopConfig, show_progress: bool) -> dict:
     configs = starting_set(cfg.fit.descriptor.elements[0], seed=s.seed, size=s.start_size)
     for i, atoms in enumerate(configs):
         atoms.info["source"] = f"start/{atoms.info['kind']}/{i}"
-    summary = label_configurations(configs, OracleSpec(cfg.fit.oracle.name, dict(cfg.fit.oracle.settings)),
-                                   LabelledStore(cfg.fit.training.dir), group="start",
-                                   workers=cfg.fit.oracle.workers, show_progress=show_progress)
-    return mark_stage(d, "start", {"structures": len(configs), "labelled": summary.labelled,
-                                   "failed": len(summary.failed), "seconds": time.perf_counter() - t})
+    spec = OracleSpec(cfg.fit.oracle.name, dict(cfg.fit.oracle.settings))
+    store = LabelledStore(cfg.fit.training.dir)
+    labelled = failed = 0
+    for group in sorted({str(a.info.get("group", "start")) for a in configs}):   # "start" and "elastic"
+        members = [a for a in configs if str(a.info.get("group", "start")) == group]
+        summary = label_configurations(members, spec, store, group=group, workers=cfg.fit.oracle.workers,
+                                       show_progress=show_progress)
+        labelled += summary.labelled
+        failed += len(summary.failed)
+    return mark_stage(d, "start", {"structures": len(configs), "labelled": labelled, "failed": failed,
+                                   "seconds": time.perf_counter() - t})
 
 
 def fit_stage(cfg: LoopConfig, k: int, show_progress: bool) -> dict:
@@ -199,6 +208,9 @@ def config_count(metrics: dict) -> int:
                for g, v in metrics[split].items() if g == "*ALL")
 
 
+RANDOM_POOL_VARIABLES = {"lal_flag": 1e-12, "lal_max_writes": 100000, "lal_dedup": 0}
+
+
 def explore_stage(cfg: LoopConfig, k: int, show_progress: bool = True) -> dict:
     """Run every exploration input with iteration k's potential and the fix; record what happened."""
     s = cfg.loop
@@ -224,7 +236,10 @@ def explore_stage(cfg: LoopConfig, k: int, show_progress: bool = True) -> dict:
                                   "-var", "potential", str(snippet), "-var", "lal_potdir", str(potdir),
                                   "-var", "lal_fix_outdir", str(flagged), "-var", "lal_run_id", run_id,
                                   "-var", "seed", str(seed))
-        for name, value in {**s.lammps_variables, **run.variables}.items():
+        variables = {**s.lammps_variables, **run.variables}
+        if s.selection == "random":     # the baseline draws from everything the MD visits: write every
+            variables.update(RANDOM_POOL_VARIABLES)   # lal_min_write_interval steps, whatever the sigma
+        for name, value in variables.items():
             cmd += ["-var", name, str(value)]
         t = time.perf_counter()
         proc = subprocess.run(cmd, cwd=ROOT, env=runtime.lammps_env(), capture_output=True, text=True,
@@ -268,27 +283,81 @@ def read_run_log(path: Path) -> list[dict]:
     return out
 
 
+def candidate_features(cfg: LoopConfig, k: int, files: list[Path]) -> np.ndarray:
+    """Per candidate configuration, the bispectrum of its most uncertain atom (the environment that made
+    the fix flag it), computed with iteration k's descriptor settings; columns scaled to unit spread."""
+    from ase.io import read
+
+    from lammps_al.descriptors import SnapWorker
+    from lammps_al.potential import load
+
+    potential = load(iter_dir(cfg.loop, k) / "potential" / f"{cfg.loop.potential_name}.npz")
+    nd = potential.descriptor.n_descriptors
+    worker = SnapWorker(potential.descriptor, potential.reference)
+    rows = []
+    try:
+        for f in files:
+            atoms = read(f)
+            block = worker.compute(atoms)
+            sigma = atoms.arrays.get("per_atom_sigma")
+            i = int(np.argmax(sigma)) if sigma is not None else 0
+            rows.append(block.per_atom[i, :nd])
+    finally:
+        worker.close()
+    X = np.array(rows, dtype=float)
+    spread = X.std(axis=0)
+    return X / np.where(spread > 0, spread, 1.0)
+
+
+def diverse_selection(sigma: np.ndarray, features: np.ndarray, kinds: list[str], cap: int) -> list[int]:
+    """Greedy: kinds take turns; within a kind the next pick maximises sigma times the descriptor-space distance
+    to everything picked so far (the most uncertain first). Uncertain and different from what is chosen."""
+    sigma = np.asarray(sigma, dtype=float)
+    chosen: list[int] = []
+    min_dist = np.full(len(sigma), np.inf)
+    order = sorted(set(kinds))
+    left = {kind: [i for i, k in enumerate(kinds) if k == kind] for kind in order}
+    while len(chosen) < cap and any(left.values()):
+        for kind in order:
+            if not left[kind] or len(chosen) >= cap:
+                continue
+            cand = left[kind]
+            score = sigma[cand] * (min_dist[cand] if chosen else 1.0)
+            pick = cand[int(np.argmax(score))]
+            chosen.append(pick)
+            cand.remove(pick)
+            min_dist = np.minimum(min_dist, np.linalg.norm(features - features[pick], axis=1))
+    return chosen
+
+
 def select_stage(cfg: LoopConfig, k: int) -> dict:
-    """Up to max_select flagged files, spread over runs (round robin), most uncertain first within a run."""
+    """Up to max_select flagged configurations. ``selection = "uncertainty"``: structure kinds take turns and
+    within a kind the most uncertain configuration farthest in descriptor space from those already chosen
+    goes next. ``"random"``: uniformly at random (seeded) from everything the exploration wrote (the baseline
+    of ``lammps-al bench selection``)."""
     from lammps_al.store import read_jsonl
 
     d = iter_dir(cfg.loop, k)
     done = stage_done(d, "select")
     if done:
         return done
-    entries = read_jsonl(d / "flagged" / "manifest.jsonl")
-    by_run: dict[str, list[dict]] = {}
-    for e in entries:
-        by_run.setdefault(e["run_id"], []).append(e)
-    for run_entries in by_run.values():
-        run_entries.sort(key=lambda e: -e["max_sigma"])
-    chosen = []
-    while len(chosen) < cfg.loop.max_select and any(by_run.values()):
-        for run_id in sorted(by_run):
-            if by_run[run_id] and len(chosen) < cfg.loop.max_select:
-                chosen.append(by_run[run_id].pop(0))
-    return mark_stage(d, "select", {"flagged": len(entries), "selected": [
-        {"file": str(d / "flagged" / e["file"]), "run_id": e["run_id"], "max_sigma": e["max_sigma"]} for e in chosen]})
+    s = cfg.loop
+    entries = [e for e in read_jsonl(d / "flagged" / "manifest.jsonl") if (d / "flagged" / e["file"]).is_file()]
+    kind_of = {r.name: r.kind for r in s.explore}
+    cap = min(s.max_select, len(entries))
+    if s.selection == "random":
+        rng = np.random.default_rng(1000 * s.seed + k)
+        chosen = sorted(rng.choice(len(entries), size=cap, replace=False).tolist()) if cap else []
+    elif cap:
+        features = candidate_features(cfg, k, [d / "flagged" / e["file"] for e in entries])
+        chosen = diverse_selection(np.array([e["max_sigma"] for e in entries]), features,
+                                   [kind_of.get(e["run_id"], e["run_id"]) for e in entries], cap)
+    else:
+        chosen = []
+    return mark_stage(d, "select", {"flagged": len(entries), "selection": s.selection, "selected": [
+        {"file": str(d / "flagged" / entries[i]["file"]), "run_id": entries[i]["run_id"],
+         "kind": kind_of.get(entries[i]["run_id"], entries[i]["run_id"]), "max_sigma": entries[i]["max_sigma"]}
+        for i in chosen]})
 
 
 def label_stage(cfg: LoopConfig, k: int, show_progress: bool) -> dict:
@@ -371,7 +440,9 @@ def converged(history: list[dict], settings: LoopSettings) -> bool:
         and h["flag_fraction"] <= settings.flag_rate for h in tail))
 
 
-def run_loop(cfg: LoopConfig, resume: bool = False, show_progress: bool = True, report=print) -> list[dict]:
+def run_loop(cfg: LoopConfig, resume: bool = False, show_progress: bool = True, report=print,
+             stop=None) -> list[dict]:
+    """The loop; ``stop(entry)`` returning True ends it after that iteration (benchmarks stop at a target)."""
     s = cfg.loop
     if s.workdir.exists() and any(s.workdir.iterdir()) and not resume:
         raise LammpsAlError(f"{s.workdir} already holds a loop: continue it with --resume, or choose another "
@@ -407,6 +478,8 @@ def run_loop(cfg: LoopConfig, resume: bool = False, show_progress: bool = True, 
         mark_stage(s.workdir, "history", {"iterations": history})
         for line in summary_lines(entry, s):
             report(line)
+        if stop is not None and stop(entry):
+            break
         if converged(history, s):
             report(f"converged after iteration {k}: trajectory-averaged sigma below {s.sigma_target} and flag "
                    f"fraction <= {s.flag_rate} for {s.converged_iterations} iterations")

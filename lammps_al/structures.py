@@ -32,6 +32,26 @@ def random_strain(atoms: Atoms, magnitude: float, rng: np.random.Generator) -> A
     return out
 
 
+ELASTIC_GROUP = "elastic"
+
+
+def elastic_set(element: str = "Al", a: float = AL_LATTICE, strains=(-0.01, -0.005, 0.005, 0.01)) -> list[Atoms]:
+    """Perfect fcc cells under small uniaxial (xx) and shear (yz) strains: the stress of these cells is the
+    elastic response itself, so a fit that weights their stress learns C11, C12 and C44 (their group,
+    ``ELASTIC_GROUP``, gets its own weights in the fit config)."""
+    base = bulk(element, "fcc", a=a, cubic=True)
+    out = []
+    for (i, j) in ((0, 0), (1, 2)):
+        for d in strains:
+            eps = np.zeros((3, 3))
+            eps[i, j] = eps[j, i] = d if i == j else d / 2
+            cell = base.copy()
+            cell.set_cell(base.cell.array @ (np.eye(3) + eps), scale_atoms=True)
+            cell.info["group"] = ELASTIC_GROUP
+            out.append(_tag(cell, "fcc-elastic"))
+    return out
+
+
 def crystal_set(element: str = "Al", a: float = AL_LATTICE, seed: int = 0) -> list[Atoms]:
     rng = np.random.default_rng(seed)
     out: list[Atoms] = []
@@ -60,6 +80,7 @@ def crystal_set(element: str = "Al", a: float = AL_LATTICE, seed: int = 0) -> li
         out.append(_tag(slab.copy(), name))
         slab.rattle(0.05, seed=int(rng.integers(1 << 30)))
         out.append(_tag(slab, name))
+    out += elastic_set(element, a)
     for atoms in out:
         atoms.info.setdefault("seed", seed)
     return out
@@ -126,6 +147,7 @@ def small_set(element: str = "Al", a: float = AL_LATTICE, seed: int = 0) -> list
     del vac[0]
     out.append(_tag(vac, "vacancy"))
     out.append(_tag(fcc100(element, size=(1, 1, 4), a=a, vacuum=5.0, periodic=True), "surface-100"))
+    out += elastic_set(element, a, strains=(-0.01, 0.01))
     return out
 
 

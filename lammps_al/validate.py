@@ -10,6 +10,12 @@ mliappy model to 1e-10); the reference through its own pair style.
 Held-out errors: MD snapshots at 300-1500 K (bulk, a vacancy, a surface, liquid) made with the reference
 potential from a seed the loop never uses, labelled by the reference; energy and force RMSE of the learned
 potential, and the Spearman correlation between its predicted sigma and its actual error per snapshot.
+
+Melting point: solid-liquid coexistence at constant enthalpy and zero pressure (``in_files/al_coexistence.in``,
+Morris et al. 1994): half a crystal is melted, the cell is left at constant enthalpy, and the temperature
+settles where the two phases coexist. Both potentials run the same protocol, so its finite-size offset
+cancels in the comparison. If the interface is lost (the cell melted or froze completely), the run is repeated
+from a start temperature 150 K lower or higher.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from ase.build import bulk, fcc100, fcc110, fcc111
 from ase.lattice.cubic import FaceCenteredCubic
 
 from lammps_al import runtime
+from lammps_al.errors import LammpsAlError
 from lammps_al.potential import Potential, load
 
 EV_PER_A2_TO_J_PER_M2 = 16.021766
@@ -145,6 +152,100 @@ def stacking_fault(calc: Calc, a0: float) -> float:
     return (e_fault - e_perfect) / area * EV_PER_A2_TO_J_PER_M2 * 1e3       # mJ/m^2
 
 
+@dataclass(frozen=True)
+class Coexistence:
+    """Settings of the coexistence run (``in_files/al_coexistence.in`` variables). The defaults, 768 atoms and
+    20 ps of NPH at a 4 fs step, give the reference EAM's melting point to about +-5 K (seed to seed spread);
+    the 4 fs step gives the same average as 2 and 3 fs (measured with the EAM)."""
+
+    nx: int = 4
+    nz: int = 12
+    dt: float = 0.004
+    steps_solid: int = 300
+    steps_melt: int = 400
+    steps_cool: int = 200
+    steps_nph: int = 5000
+    steps_avg: int = 4000
+    t_guess: float = 930.0
+    seed: int = 8123
+    nprocs: int = 2
+    retry_shift: float = 150.0
+
+    def variables(self) -> dict:
+        return {k: getattr(self, k) for k in ("nx", "nz", "dt", "steps_solid", "steps_melt", "steps_cool",
+                                               "steps_nph", "steps_avg", "t_guess", "seed")}
+
+
+COEXISTENCE_INPUT = Path(__file__).resolve().parents[1] / "in_files" / "al_coexistence.in"
+
+
+def _block_error(x: np.ndarray, blocks: int = 5) -> float:
+    """Standard error of the mean of a correlated series from ``blocks`` block averages."""
+    n = len(x) // blocks
+    if n < 1:
+        return float("nan")
+    means = x[: n * blocks].reshape(blocks, n).mean(axis=1)
+    return float(means.std(ddof=1) / np.sqrt(blocks))
+
+
+def coexistence_run(pair: PairSetup, workdir: Path, settings: Coexistence, t_guess: float) -> dict:
+    """One coexistence run; the temperature and phase fractions it ended with."""
+    import subprocess
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    tag = f"T{t_guess:.0f}"
+    pair_file = workdir / "pair.lammps"
+    pair_file.write_text("\n".join(pair.commands) + "\n")
+    out, logfile = workdir / f"coexistence_{tag}.txt", workdir / f"coexistence_{tag}.log"
+    variables = {**settings.variables(), "t_guess": t_guess, "pair": pair_file, "out": out}
+    cmd = runtime.mpi_command(settings.nprocs, str(runtime.find_lmp()), "-nocite", "-in", str(COEXISTENCE_INPUT),
+                              "-log", str(logfile), "-screen", "none")
+    for k, v in variables.items():
+        cmd += ["-var", k, str(v)]
+    proc = subprocess.run(cmd, cwd=Path(__file__).resolve().parents[1], env=runtime.lammps_env(),
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    text = logfile.read_text(errors="replace") if logfile.is_file() else proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        tail = "\n".join((text + proc.stderr).strip().splitlines()[-8:])
+        raise LammpsAlError(f"the coexistence run for {pair.name} failed (exit {proc.returncode}); log {logfile}:\n{tail}")
+    marks = {}
+    for line in text.splitlines():
+        if line.startswith("LAL_COEX"):
+            words = line.split()[1:]
+            marks.update(zip(words[0::2], words[1::2]))
+    data = np.loadtxt(out, comments="#", ndmin=2)
+    prod = data[data[:, 0] >= float(marks["avg_from_step"])]
+    solid = float(marks["solid_fraction"])
+    end = float(marks["end_fraction"])
+    share = end / solid if solid > 0 else float("nan")       # fraction of the cell still crystalline at the end
+    state = "melted" if share < 0.15 else ("frozen" if share > 0.85 else "coexistence")
+    return {"t_guess_K": t_guess, "state": state, "temperature_K": float(prod[:, 1].mean()),
+            "temperature_stderr_K": _block_error(prod[:, 1]), "pressure_bar": float(prod[:, 2].mean()),
+            "solid_share_start": float(marks["start_fraction"]) / solid if solid > 0 else float("nan"),
+            "solid_share_end": share, "natoms": 4 * settings.nx * settings.nx * settings.nz,
+            "nph_ps": settings.steps_nph * settings.dt, "averaged_ps": settings.steps_avg * settings.dt,
+            "log": str(logfile)}
+
+
+def melting_point(pair: PairSetup, workdir: Path, settings: Coexistence = Coexistence(),
+                  t_guess: float | None = None) -> dict:
+    """The melting point by coexistence; one retry from a shifted start if the interface was lost."""
+    t = settings.t_guess if t_guess is None else t_guess
+    attempts = []
+    for _ in range(2):
+        run = coexistence_run(pair, Path(workdir), settings, t)
+        attempts.append(run)
+        if run["state"] == "coexistence":
+            return {"melting_point_K": run["temperature_K"], "stderr_K": run["temperature_stderr_K"],
+                    "attempts": attempts}
+        # melted: the start was too hot for this potential; frozen: too cold
+        t = t - settings.retry_shift if run["state"] == "melted" else t + settings.retry_shift
+    starts = ", ".join(f"{a['t_guess_K']:.0f}" for a in attempts)
+    return {"melting_point_K": None, "stderr_K": None, "attempts": attempts,
+            "error": f"no solid-liquid interface survived (the cell {attempts[-1]['state']} from start "
+                     f"temperatures {starts} K)"}
+
+
 def properties(pair: PairSetup) -> dict:
     calc = Calc(pair)
     try:
@@ -250,12 +351,22 @@ def held_out_errors(potential_path: Path, snapshots: list[Atoms], scorer: str = 
             "sigma": sig, "force_rmse_per_snapshot": cfg_err}
 
 
-def validate(potential_path: Path, held_out: bool = True, held_out_cache: Path | None = None) -> dict:
-    learned = properties(learned_pair(potential_path))
-    reference = properties(reference_pair())
+def validate(potential_path: Path, held_out: bool = True, held_out_cache: Path | None = None,
+             melting: Coexistence | None = Coexistence(), workdir: Path | None = None) -> dict:
+    """Properties side by side; the melting point unless ``melting`` is None (runs in ``workdir``)."""
+    learned_setup, reference_setup = learned_pair(potential_path), reference_pair()
+    learned = properties(learned_setup)
+    reference = properties(reference_setup)
     report = {"potential": str(potential_path), "learned": learned, "reference": reference,
-              "relative_difference": {k: (learned[k] - reference[k]) / abs(reference[k]) for k in reference},
-              "melting_point": "not computed (solid-liquid coexistence is not implemented yet)"}
+              "relative_difference": {k: (learned[k] - reference[k]) / abs(reference[k]) for k in reference}}
+    if melting is not None:
+        workdir = Path(workdir) if workdir is not None else Path(potential_path).resolve().parent / "validation"
+        ref = melting_point(reference_setup, workdir / "melting_reference", melting)
+        guess = ref["melting_point_K"] or melting.t_guess
+        mine = melting_point(learned_setup, workdir / "melting_learned", melting, t_guess=guess)
+        report["melting"] = {"learned": mine, "reference": ref, "method": "solid-liquid coexistence, NPH, P=0",
+                             "difference_K": (mine["melting_point_K"] - ref["melting_point_K"]
+                                              if mine["melting_point_K"] and ref["melting_point_K"] else None)}
     if held_out:
         report["held_out"] = held_out_errors(potential_path, labelled_held_out_set(held_out_cache))
     return report
@@ -266,7 +377,18 @@ def report_lines(report: dict) -> list[str]:
              f"  {'property':<24s} {'learned':>12s} {'reference':>12s} {'rel. diff':>10s}"]
     for k, ref in report["reference"].items():
         lines.append(f"  {k:<24s} {report['learned'][k]:12.5g} {ref:12.5g} {report['relative_difference'][k]:+10.2%}")
-    lines.append(f"  melting point: {report['melting_point']}")
+    m = report.get("melting")
+    if m:
+        def fmt(r):
+            if r["melting_point_K"] is None:
+                return f"not determined: {r['error']}"
+            return f"{r['melting_point_K']:.0f} +- {r['stderr_K']:.0f} K"
+        a = m["reference"]["attempts"][-1]
+        lines.append(f"  melting point ({a['natoms']}-atom coexistence, NPH {a['nph_ps']:.0f} ps): learned "
+                     f"{fmt(m['learned'])}, reference {fmt(m['reference'])}"
+                     + (f", difference {m['difference_K']:+.0f} K" if m["difference_K"] is not None else ""))
+    else:
+        lines.append("  melting point: not computed (--no-melting)")
     if "held_out" in report:
         h = report["held_out"]
         lines.append(f"  held-out ({h['snapshots']} reference MD snapshots, 300-1500 K, vacancy, surface, liquid): "

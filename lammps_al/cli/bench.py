@@ -7,6 +7,9 @@
   lammps-al bench model        the shipped Al potentials in LAMMPS on a 4,000-atom cell: native
                                pair_style snap vs mliappy and native mode with sigma every 10 steps,
                                1 and 2 MPI ranks, and the ratios the targets are set on
+  lammps-al bench selection LOOP.toml
+                               oracle calls the loop needs to reach a held-out force RMSE (--target)
+                               against random selection from the same exploration MD, and their ratio
 """
 
 from __future__ import annotations
@@ -17,8 +20,12 @@ from lammps_al import bench
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("what", choices=["fit", "model", "fix"], help="which benchmark")
-    parser.add_argument("config", type=Path, nargs="?", help="fit: TOML config of the fit to measure")
+    parser.add_argument("what", choices=["fit", "model", "fix", "selection"], help="which benchmark")
+    parser.add_argument("config", type=Path, nargs="?", help="fit: TOML config of the fit to measure; "
+                        "selection: the loop's TOML config")
+    parser.add_argument("--target", type=float, default=0.05, help="selection: held-out force RMSE, eV/A")
+    parser.add_argument("--iterations", type=int, default=8, help="selection: most iterations per arm")
+    parser.add_argument("--workdir", type=Path, help="selection: where both arms run (default: beside the loop's)")
     parser.add_argument("--potentials", type=Path, default=Path("potentials"), help="model: folder of Al_linear/Al_quadratic")
     parser.add_argument("--steps", type=int, default=50, help="model: MD steps per run")
     parser.add_argument("--reps", type=int, default=10, help="model: fcc cells per edge (4 reps^3 atoms)")
@@ -31,6 +38,12 @@ def run(args) -> int:
         lines = bench.bench_fix(args.potentials, reps=args.reps, steps=args.steps, repeat=args.repeat)
     elif args.what == "model":
         lines = bench.bench_model(args.potentials, reps=args.reps, steps=args.steps, repeat=args.repeat)
+    elif args.what == "selection":
+        if args.config is None:
+            raise SystemExit("lammps-al bench selection needs the loop's CONFIG")
+        out = bench.bench_selection(args.config, target=args.target, iterations=args.iterations,
+                                    workdir=args.workdir, report=lambda line: print(line, flush=True))
+        lines = bench.selection_lines(out)
     else:
         if args.config is None:
             raise SystemExit("lammps-al bench fit needs a CONFIG")

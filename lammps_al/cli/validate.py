@@ -1,7 +1,7 @@
 """Validate a learned potential against the reference, side by side in LAMMPS.
 
 Lattice constant, cohesive energy, C11/C12/C44, vacancy formation energy, (100)/(110)/(111) surface
-energies and the intrinsic stacking-fault energy; energy/force errors on held-out reference MD snapshots
+energies, the intrinsic stacking-fault energy and the melting point (solid-liquid coexistence); energy/force errors on held-out reference MD snapshots
 (300-1500 K, vacancy, surface, liquid) and the rank correlation of sigma with the actual error.
 """
 
@@ -9,18 +9,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lammps_al.validate import report_lines, validate, write_report
+from lammps_al.validate import Coexistence, report_lines, validate, write_report
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("potential", type=Path, help="the learned potential (.npz)")
     parser.add_argument("--no-held-out", action="store_true", help="skip the held-out MD set")
     parser.add_argument("--output", type=Path, help="write the report as JSON here")
+    parser.add_argument("--no-melting", action="store_true", help="skip the melting point (the slowest part)")
+    parser.add_argument("--nprocs", type=int, default=2, help="MPI ranks for the coexistence runs (default 2)")
+    parser.add_argument("--t-guess", type=float, default=Coexistence.t_guess,
+                        help="start temperature of the reference's coexistence run, K (default %(default)s)")
+    parser.add_argument("--workdir", type=Path, help="folder for the coexistence runs (default: beside the potential)")
     parser.add_argument("--held-out-cache", type=Path, help="extxyz of the labelled held-out set (made if missing)")
 
 
 def run(args) -> int:
-    report = validate(args.potential, held_out=not args.no_held_out, held_out_cache=args.held_out_cache)
+    if args.nprocs < 1:
+        raise SystemExit(f"--nprocs must be >= 1, got {args.nprocs}")
+    melting = None if args.no_melting else Coexistence(nprocs=args.nprocs, t_guess=args.t_guess)
+    report = validate(args.potential, held_out=not args.no_held_out, held_out_cache=args.held_out_cache,
+                      melting=melting, workdir=args.workdir)
     for line in report_lines(report):
         print(line)
     if args.output:

@@ -97,3 +97,68 @@ def test_gpaw_loop_config_loads_and_bad_start_size_is_refused(tmp_path):
     bad.write_text(text.replace('input = "in_files/', f'input = "{ROOT}/in_files/'))
     with pytest.raises(ConfigError, match="start_size must be 'standard' or 'small'"):
         load_loop_config(bad)
+
+
+def test_random_selection_baseline_draws_from_everything_the_md_wrote(tmp_path, lammps_install):
+    """The benchmark's baseline: the fix writes every lal_min_write_interval steps whatever the sigma, and the
+    selection is a seeded uniform draw capped at max_select; a stop hook ends the loop after an iteration."""
+    import numpy as np
+
+    from lammps_al.store import read_jsonl
+
+    path = small_loop(tmp_path, iterations=3)
+    path.write_text(path.read_text().replace("[loop]\n", '[loop]\nselection = "random"\n'))
+    cfg = load_loop_config(path)
+    history = run_loop(cfg, report=lambda line: None, show_progress=False, stop=lambda e: True)
+    assert len(history) == 1
+    written = read_jsonl(iter_dir(cfg.loop, 0) / "flagged" / "manifest.jsonl")
+    steps = sorted(e["step"] for e in written)               # every write interval, whatever the sigma
+    assert len(written) >= 300 // 20 - 1 and set(np.diff(steps)) == {20}
+    selected = [e["file"] for e in __import__("json").loads(
+        (iter_dir(cfg.loop, 0) / "select.json").read_text())["selected"]]
+    assert len(selected) == min(cfg.loop.max_select, len(written)) == history[0]["selected"]
+    assert len(set(selected)) == len(selected)
+
+
+def test_diverse_selection_alternates_kinds_and_skips_near_duplicates():
+    import numpy as np
+
+    from lammps_al.loop import diverse_selection
+
+    feats = np.array([[0.0, 0.0], [0.0, 0.001], [3.0, 0.0], [0.0, 5.0], [1.0, 1.0]])
+    sigma = np.array([1.0, 0.99, 0.5, 0.2, 0.3])
+    kinds = ["a", "a", "a", "b", "b"]
+    chosen = diverse_selection(sigma, feats, kinds, cap=3)
+    assert chosen[0] == 0                      # the most uncertain of kind a first
+    assert kinds[chosen[1]] == "b"             # then kind b takes its turn
+    assert chosen[2] == 2                      # the near-duplicate of the first (index 1) is passed over
+    assert diverse_selection(sigma, feats, kinds, cap=10) and len(diverse_selection(sigma, feats, kinds, 10)) == 5
+
+
+def test_starting_set_has_small_strain_cells_in_their_own_group():
+    from lammps_al.structures import ELASTIC_GROUP, crystal_set
+
+    cells = [a for a in crystal_set("Al", seed=0) if a.info.get("group") == ELASTIC_GROUP]
+    assert len(cells) == 8 and all(len(a) == 4 for a in cells)
+    strains = sorted(round(float(a.cell[0, 0] / a.cell[1, 1] - 1), 4) for a in cells[:4])
+    assert strains == [-0.01, -0.005, 0.005, 0.01]
+
+
+def test_melting_point_of_the_reference_by_coexistence(tmp_path, lammps_install):
+    """Mendelev et al. (2008) report 926 K for this EAM; the 768-atom coexistence protocol lands within 20 K."""
+    from lammps_al.validate import melting_point
+
+    m = melting_point(reference_pair(), tmp_path)
+    run = m["attempts"][-1]
+    assert run["state"] == "coexistence" and 0.15 < run["solid_share_end"] < 0.85
+    assert m["melting_point_K"] == pytest.approx(926, abs=20)
+    assert abs(run["pressure_bar"]) < 1000
+
+
+def test_melting_point_reports_a_broken_pair_setup(tmp_path, lammps_install):
+    from lammps_al.errors import LammpsAlError
+    from lammps_al.validate import PairSetup, melting_point
+
+    bad = PairSetup("broken", ["pair_style eam/fs", f"pair_coeff * * {tmp_path / 'missing.eam.fs'} Al"])
+    with pytest.raises(LammpsAlError, match="(?s)coexistence run for broken failed.*cannot open eam/fs potential file.*missing.eam.fs"):
+        melting_point(bad, tmp_path)
