@@ -89,6 +89,7 @@ class OracleConfig:
     workers: int = 2
     settings: dict = field(default_factory=dict)
     timeout: float = 3600.0
+    executor: str = "local"     # "local": worker processes here; "mpi": mpi4py.futures ranks (a cluster job)
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,10 @@ def config_from_dict(raw: dict, path: Path) -> Config:
     training = dataclasses.replace(training, dir=resolve(training.dir), sources=tuple(sources))
 
     oracle = _build(OracleConfig, "oracle", raw.get("oracle", {}), src)
+    if oracle.executor not in ("local", "mpi"):
+        raise ConfigError(f"{src}: [oracle] executor must be 'local' (worker processes on this machine) or 'mpi' "
+                          f"(mpi4py.futures, launched with mpirun -np N python -m mpi4py.futures ...), got "
+                          f"{oracle.executor!r}")
     if oracle.workers < 1:
         raise ConfigError(f"{src}: oracle.workers must be >= 1, got {oracle.workers}")
     if not isinstance(oracle.settings, dict):

@@ -61,12 +61,12 @@ def read_inputs(paths: Sequence[Path]) -> list[Atoms]:
 _CALC = None
 
 
-def _init_worker(spec: OracleSpec) -> None:
+def _init_worker(spec: OracleSpec, mpi_rank: bool = False) -> None:
     from lammps_al.runtime import pin_threads
 
     pin_threads(1)
     global _CALC
-    _CALC = make_calculator(spec)
+    _CALC = make_calculator(spec, serial=mpi_rank)
 
 
 def compute_labels(calc, atoms: Atoms) -> dict:
@@ -111,9 +111,21 @@ class LabelSummary:
         return out
 
 
+def mpi_executor(workers: int, spec: OracleSpec):
+    """An ``mpi4py.futures.MPIPoolExecutor`` whose ranks each hold one oracle. Launch the command under
+    ``mpirun -np N+1 python -m mpi4py.futures -m lammps_al.cli ...`` (N worker ranks; the first runs the
+    command); without that launcher mpi4py spawns workers itself where the MPI library allows it."""
+    try:
+        from mpi4py.futures import MPIPoolExecutor
+    except ImportError as exc:
+        raise DatasetError(f"[oracle] executor = 'mpi' needs mpi4py: {exc}") from exc
+    return MPIPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(spec, True))
+
+
 def label_configurations(configs: Sequence[Atoms], spec: OracleSpec, store: LabelledStore, group: str,
-                         workers: int = 2, show_progress: bool = True) -> LabelSummary:
-    """Label ``configs`` with ``spec`` into ``store`` (skipping those already labelled by this oracle)."""
+                         workers: int = 2, show_progress: bool = True, executor: str = "local") -> LabelSummary:
+    """Label ``configs`` with ``spec`` into ``store`` (skipping those already labelled by this oracle).
+    ``executor``: "local" (worker processes on this machine) or "mpi" (mpi4py.futures ranks)."""
     oracle_hash = spec.settings_hash()
     done = store.labelled_keys()
     summary = LabelSummary()
@@ -157,7 +169,12 @@ def label_configurations(configs: Sequence[Atoms], spec: OracleSpec, store: Labe
         bar.update()
 
     workers = max(1, min(workers, len(todo)))
-    if workers == 1:
+    if executor == "mpi":
+        with mpi_executor(workers, spec) as pool:
+            futures = [pool.submit(_label_one, job) for job in todo]
+            for fut in as_completed(futures):
+                record_result(*fut.result())
+    elif workers == 1:
         _init_worker(spec)
         for job in todo:
             record_result(*_label_one(job))

@@ -163,7 +163,7 @@ def bootstrap(cfg: LoopConfig, show_progress: bool) -> dict:
     for group in sorted({str(a.info.get("group", "start")) for a in configs}):   # "start" and "elastic"
         members = [a for a in configs if str(a.info.get("group", "start")) == group]
         summary = label_configurations(members, spec, store, group=group, workers=cfg.fit.oracle.workers,
-                                       show_progress=show_progress)
+                                       show_progress=show_progress, executor=cfg.fit.oracle.executor)
         labelled += summary.labelled
         failed += len(summary.failed)
     return mark_stage(d, "start", {"structures": len(configs), "labelled": labelled, "failed": failed,
@@ -380,7 +380,8 @@ def label_stage(cfg: LoopConfig, k: int, show_progress: bool) -> dict:
         configs.append(atoms)
     summary = label_configurations(configs, OracleSpec(cfg.fit.oracle.name, dict(cfg.fit.oracle.settings)),
                                    LabelledStore(cfg.fit.training.dir), group=f"iter{k:03d}",
-                                   workers=cfg.fit.oracle.workers, show_progress=show_progress)
+                                   workers=cfg.fit.oracle.workers, show_progress=show_progress,
+                                   executor=cfg.fit.oracle.executor)
     return mark_stage(d, "label", {"labelled": summary.labelled, "skipped": summary.skipped,
                                    "failed": [{"source": s, "error": e.splitlines()[0]} for s, e in summary.failed],
                                    "seconds": time.perf_counter() - t})

@@ -61,7 +61,7 @@ def _eam_file(settings: dict) -> Path:
     return candidate
 
 
-def _make_eam(settings: dict):
+def _make_eam(settings: dict, serial: bool = False):
     allowed = {"potential", "pair_style", "elements"}
     unknown = set(settings) - allowed
     if unknown:
@@ -73,11 +73,16 @@ def _make_eam(settings: dict):
     style = settings.get("pair_style") or ("eam/fs" if path.name.endswith(".eam.fs") else
                                            "eam/alloy" if path.name.endswith((".eam.alloy", ".setfl")) else "eam")
     coeff = f"pair_coeff * * {path}" + ("" if style == "eam" else " " + " ".join(elements))
+    extra = {}
+    if serial:                      # an MPI worker rank: LAMMPS on this rank alone, not on MPI_COMM_WORLD
+        from mpi4py import MPI
+
+        extra["comm"] = MPI.COMM_SELF
     return LAMMPSlib(lmpcmds=[f"pair_style {style}", coeff], atom_types={e: i + 1 for i, e in enumerate(elements)},
-                     keep_alive=True, log_file=None)
+                     keep_alive=True, log_file=None, **extra)
 
 
-def _make_emt(settings: dict):
+def _make_emt(settings: dict, serial: bool = False):
     if settings:
         raise OracleError(f"emt oracle takes no settings, got {sorted(settings)}")
     from ase.calculators.emt import EMT
@@ -85,7 +90,7 @@ def _make_emt(settings: dict):
     return EMT()
 
 
-def _make_gpaw(settings: dict):
+def _make_gpaw(settings: dict, serial: bool = False):
     allowed = {"ecut", "xc", "kpoint_density", "smearing", "maxiter", "spinpol", "txt"}
     unknown = set(settings) - allowed
     if unknown:
@@ -96,7 +101,12 @@ def _make_gpaw(settings: dict):
         raise OracleError("gpaw oracle: GPAW is not installed. Install it with Debian's libxc-dev "
                           "libopenblas-dev libfftw3-dev present: CC=g++ pip install -e '.[gpaw]' "
                           "(see README, 'DFT with GPAW')") from exc
-    return GPAW(mode=PW(float(settings.get("ecut", 300.0))), xc=settings.get("xc", "PBE"),
+    extra = {}
+    if serial:                      # an MPI worker rank: one DFT calculation per rank
+        from gpaw.mpi import serial_comm
+
+        extra["communicator"] = serial_comm
+    return GPAW(mode=PW(float(settings.get("ecut", 300.0))), xc=settings.get("xc", "PBE"), **extra,
                 kpts={"density": float(settings.get("kpoint_density", 3.0)), "gamma": True},
                 occupations=FermiDirac(float(settings.get("smearing", 0.1))),
                 maxiter=int(settings.get("maxiter", 100)), spinpol=bool(settings.get("spinpol", False)),
@@ -106,10 +116,10 @@ def _make_gpaw(settings: dict):
 REGISTRY: dict[str, Callable[[dict], object]] = {"eam": _make_eam, "emt": _make_emt, "gpaw": _make_gpaw}
 
 
-def make_calculator(spec: OracleSpec):
-    """A fresh ASE calculator for ``spec``."""
+def make_calculator(spec: OracleSpec, serial: bool = False):
+    """A fresh ASE calculator for ``spec``; ``serial``: confined to this MPI rank (an mpi4py.futures worker)."""
     if spec.name in REGISTRY:
-        return REGISTRY[spec.name](dict(spec.settings))
+        return REGISTRY[spec.name](dict(spec.settings), serial=serial)
     if ":" in spec.name:
         module_name, _, class_name = spec.name.partition(":")
         try:

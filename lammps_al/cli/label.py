@@ -33,7 +33,7 @@ def run(args) -> int:
     store = LabelledStore(config.training.dir)
     summary = label_configurations(configs, spec, store, group=args.group or config.label.group,
                                    workers=args.workers or config.oracle.workers,
-                                   show_progress=not args.no_progress)
+                                   show_progress=not args.no_progress, executor=config.oracle.executor)
     for line in summary.lines():
         print(line)
     print(f"training set: {store.manifest}")

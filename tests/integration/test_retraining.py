@@ -222,3 +222,44 @@ def test_missing_potentials_directory_is_named(tmp_path, monkeypatch):
         runtime.potentials_dir()
     with pytest.raises(OracleError, match="eam oracle"):
         make_calculator(OracleSpec("eam"))
+
+
+def test_labelling_on_mpi4py_futures_ranks_equals_local_labels(tmp_path, lammps_install):
+    """[oracle] executor = "mpi": the documented cluster launch (mpirun -np N+1 python -m mpi4py.futures -m
+    lammps_al.cli label ...) labels on worker ranks, each with its own LAMMPS on COMM_SELF; same numbers."""
+    import sys
+
+    from ase.io import write
+
+    cells = []
+    for i in range(4):
+        a = bulk("Al", "fcc", a=4.05, cubic=True).repeat(2)
+        a.rattle(0.05, seed=i)
+        cells.append(a)
+    write(tmp_path / "cells.extxyz", cells)
+    (tmp_path / "cfg.toml").write_text('[training]\ndir = "training"\n[oracle]\nname = "eam"\nworkers = 2\n'
+                                       'executor = "mpi"\n[label]\ninputs = ["cells.extxyz"]\ngroup = "mpi"\n')
+    proc = subprocess.run([str(runtime.find_mpirun()), "-np", "3", sys.executable, "-m", "mpi4py.futures", "-m",
+                           "lammps_al.cli", "label", "cfg.toml", "--no-progress"], cwd=tmp_path,
+                          env=runtime.lammps_env(), capture_output=True, text=True, timeout=300,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "labelled 4, already labelled (skipped) 0, failed 0" in proc.stdout
+    labelled = LabelledStore(tmp_path / "training").load()
+    calc = make_calculator(OracleSpec("eam"))
+    by_hash = {a.info["source"]: a for a in labelled}
+    from ase.io import read
+
+    for i, atoms in enumerate(read(tmp_path / "cells.extxyz", index=":")):   # as written (rounded)
+        mine = by_hash[f"{tmp_path / 'cells.extxyz'}@{i}"]
+        ref = compute_labels(calc, atoms)
+        assert mine.info["REF_energy"] == pytest.approx(ref["energy"], abs=1e-10)
+        np.testing.assert_allclose(mine.arrays["REF_forces"], ref["forces"], atol=1e-7)   # stored to 1e-8
+
+
+def test_unknown_executor_is_refused(tmp_path):
+    from lammps_al.errors import ConfigError
+
+    (tmp_path / "cfg.toml").write_text('[oracle]\nname = "eam"\nexecutor = "slurm"\n')
+    with pytest.raises(ConfigError, match="executor must be 'local'.*or 'mpi'.*got 'slurm'"):
+        load_config(tmp_path / "cfg.toml")
