@@ -224,12 +224,14 @@ def test_missing_potentials_directory_is_named(tmp_path, monkeypatch):
         make_calculator(OracleSpec("eam"))
 
 
-def test_labelling_on_mpi4py_futures_ranks_equals_local_labels(tmp_path, lammps_install):
-    """[oracle] executor = "mpi": the documented cluster launch (mpirun -np N+1 python -m mpi4py.futures -m
-    lammps_al.cli label ...) labels on worker ranks, each with its own LAMMPS on COMM_SELF; same numbers."""
+@pytest.mark.parametrize("launch", ["launcher", "spawn"])
+def test_labelling_on_mpi4py_futures_ranks_equals_local_labels(tmp_path, lammps_install, launch):
+    """[oracle] executor = "mpi": under the mpi4py.futures launcher (mpirun -np N+1 python -m mpi4py.futures -m
+    lammps_al.cli label ...) or spawning its worker ranks itself (plain lammps-al label), each rank with its own
+    LAMMPS on COMM_SELF; the same numbers as labelling here."""
     import sys
 
-    from ase.io import write
+    from ase.io import read, write
 
     cells = []
     for i in range(4):
@@ -239,19 +241,18 @@ def test_labelling_on_mpi4py_futures_ranks_equals_local_labels(tmp_path, lammps_
     write(tmp_path / "cells.extxyz", cells)
     (tmp_path / "cfg.toml").write_text('[training]\ndir = "training"\n[oracle]\nname = "eam"\nworkers = 2\n'
                                        'executor = "mpi"\n[label]\ninputs = ["cells.extxyz"]\ngroup = "mpi"\n')
-    proc = subprocess.run([str(runtime.find_mpirun()), "-np", "3", sys.executable, "-m", "mpi4py.futures", "-m",
-                           "lammps_al.cli", "label", "cfg.toml", "--no-progress"], cwd=tmp_path,
-                          env=runtime.lammps_env(), capture_output=True, text=True, timeout=300,
-                          stdin=subprocess.DEVNULL)
+    command = [sys.executable, "-m", "lammps_al.cli", "label", "cfg.toml", "--no-progress"]
+    if launch == "launcher":
+        command = [str(runtime.find_mpirun()), "-np", "3", sys.executable, "-m", "mpi4py.futures", *command[1:]]
+    proc = subprocess.run(command, cwd=tmp_path, env=runtime.lammps_env(), capture_output=True, text=True,
+                          timeout=300, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "labelled 4, already labelled (skipped) 0, failed 0" in proc.stdout
     labelled = LabelledStore(tmp_path / "training").load()
     calc = make_calculator(OracleSpec("eam"))
-    by_hash = {a.info["source"]: a for a in labelled}
-    from ase.io import read
-
+    by_source = {a.info["source"]: a for a in labelled}
     for i, atoms in enumerate(read(tmp_path / "cells.extxyz", index=":")):   # as written (rounded)
-        mine = by_hash[f"{tmp_path / 'cells.extxyz'}@{i}"]
+        mine = by_source[f"{tmp_path / 'cells.extxyz'}@{i}"]
         ref = compute_labels(calc, atoms)
         assert mine.info["REF_energy"] == pytest.approx(ref["energy"], abs=1e-10)
         np.testing.assert_allclose(mine.arrays["REF_forces"], ref["forces"], atol=1e-7)   # stored to 1e-8
