@@ -452,7 +452,12 @@ def run_loop(cfg: LoopConfig, resume: bool = False, show_progress: bool = True, 
     history: list[dict] = []
     start = bootstrap(cfg, show_progress)
     report(f"starting set: {start['structures']} structures, {start['labelled']} labelled now")
-    fit_stage(cfg, 0, show_progress)
+    first = fit_stage(cfg, 0, show_progress)
+    d0 = iter_dir(s, 0)
+    held0 = stage_done(d0, "held_out") or mark_stage(d0, "held_out", held_out_stage(cfg, 0))
+    start_point = {"labels_total": first["n_configurations"],          # the learning curve's first point
+                   "held_out": {k2: held0[k2] for k2 in ("energy_rmse_eV_atom", "force_rmse_eV_A",
+                                                        "spearman_sigma_vs_force_error")}}
     for k in range(s.iterations):
         d = iter_dir(s, k)
         t = {}
@@ -476,7 +481,7 @@ def run_loop(cfg: LoopConfig, resume: bool = False, show_progress: bool = True, 
                  "calibration": {k2: v for k2, v in calib.items() if k2 in ("n", "spearman", "scale")},
                  "crashed": explored["crashed"], "seconds": t}
         history.append(entry)
-        mark_stage(s.workdir, "history", {"iterations": history})
+        mark_stage(s.workdir, "history", {"start": start_point, "iterations": history})
         for line in summary_lines(entry, s):
             report(line)
         if stop is not None and stop(entry):
@@ -486,7 +491,7 @@ def run_loop(cfg: LoopConfig, resume: bool = False, show_progress: bool = True, 
                    f"fraction <= {s.flag_rate} for {s.converged_iterations} iterations")
             break
     final = iter_dir(s, len(history)) / "potential" / f"{s.potential_name}.npz"
-    mark_stage(s.workdir, "history", {"iterations": history, "final_potential": str(final),
+    mark_stage(s.workdir, "history", {"start": start_point, "iterations": history, "final_potential": str(final),
                                       "converged": converged(history, s)})
     from lammps_al.report import write_plots
 

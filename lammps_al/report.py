@@ -1,7 +1,7 @@
 """Plots of a loop's progress, saved as PNG under its workdir (matplotlib, no screen needed).
 
-- ``learning_curve.png``: energy and force RMSE of each iteration's refit on the held-out reference MD set,
-  against the number of labelled configurations;
+- ``learning_curve.png``: energy and force RMSE on the held-out reference MD set of the first fit (starting
+  set) and of each iteration's refit, against the number of labelled configurations;
 - ``sigma_vs_error.png``: the predicted energy uncertainty of each newly labelled configuration (from the
   potential that flagged it) against its actual energy error, coloured by iteration;
 - ``trajectory_sigma.png``: the max per-atom sigma along every exploration run, one panel per iteration.
@@ -26,17 +26,19 @@ def _pyplot():
 
 def write_plots(workdir: Path) -> list[Path]:
     workdir = Path(workdir)
-    history = json.loads((workdir / "history.json").read_text())["iterations"]
+    state = json.loads((workdir / "history.json").read_text())
+    history = state["iterations"]
     if not history:
         return []
     plt = _pyplot()
     paths = []
 
-    labels = [h["labels_total"] for h in history]
+    points = ([state["start"]] if "start" in state else []) + history
+    labels = [h["labels_total"] for h in points]
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.5))
     for i, (kind, key, unit, scale) in enumerate((("energy", "energy_rmse_eV_atom", "meV/atom", 1e3),
                                                    ("force", "force_rmse_eV_A", "eV/A", 1.0))):
-        rmse = [np.nan if h["held_out"][key] is None else h["held_out"][key] * scale for h in history]
+        rmse = [np.nan if h["held_out"][key] is None else h["held_out"][key] * scale for h in points]
         ax[i].plot(labels, rmse, "o-")
         ax[i].set_xlabel("labelled configurations")
         ax[i].set_ylabel(f"{kind} RMSE ({unit})")

@@ -40,6 +40,10 @@ def test_loop_runs_and_resumes_without_duplicating_labels(tmp_path, lammps_insta
     store = LabelledStore(cfg.fit.training.dir)
     n_labels = len([r for r in store.records() if r.status == "ok"])
     assert (iter_dir(cfg.loop, 1) / "potential" / "Al.npz").is_file()
+    state = __import__("json").loads((cfg.loop.workdir / "history.json").read_text())
+    assert state["start"]["labels_total"] == first["labels_total"] - first["labelled"]   # learning curve's 1st point
+    assert state["start"]["held_out"]["force_rmse_eV_A"] > 0
+    assert (cfg.loop.workdir / "learning_curve.png").stat().st_size > 1000
     # a kill after the labels were stored but before the stage markers were written
     for stage in ("label", "calibration", "fit"):
         marker = iter_dir(cfg.loop, 0 if stage != "fit" else 1) / f"{stage}.json"
