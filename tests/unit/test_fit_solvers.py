@@ -91,3 +91,17 @@ def test_rank_deficient_system_is_refused_by_plain_least_squares():
 def test_unknown_solver_names_the_choices():
     with pytest.raises(FitError, match="choose one of"):
         solve(np.eye(2), np.ones(2), np.ones(2), "magic")
+
+
+def test_selection_benchmark_counts_calls_at_target_and_at_matched_accuracy():
+    from lammps_al.bench import calls_to_target, matched_accuracy
+
+    loop = [{"labels_total": 82, "held_out": {"force_rmse_eV_A": 0.049}},
+            {"labels_total": 84, "held_out": {"force_rmse_eV_A": 0.047}}]
+    assert calls_to_target(loop, 0.05) == 82 and calls_to_target(loop, 0.048) == 84
+    assert calls_to_target(loop, 0.04) is None
+    out = {"start_labels": 66, "arms": {"uncertainty": {"curve": [(82, 0.049), (84, 0.047)]},
+                                        "random": {"curve": [(82, 0.051), (98, 0.048), (114, 0.0475)]}}}
+    m = matched_accuracy(out)
+    assert m["force_rmse_eV_A"] == 0.0475 and m["calls"] == {"uncertainty": 84, "random": 114}
+    assert m["ratio"] == 84 / 114 and m["ratio_beyond_start"] == 18 / 48
