@@ -250,11 +250,20 @@ def bench_selection(config_path: Path, target: float = 0.05, iterations: int = 8
     import json
     import shutil
 
+    from lammps_al.errors import LammpsAlError
     from lammps_al.loop import bootstrap, fit_stage, held_out_stage, iter_dir, load_loop_config, run_loop
     from lammps_al.potential import atomic_write_text
 
     cfg = load_loop_config(config_path)
-    root = Path(workdir) if workdir is not None else cfg.loop.workdir.parent / "bench_selection"
+    root = (Path(workdir) if workdir is not None
+            else cfg.loop.workdir.with_name(cfg.loop.workdir.name + "_bench_selection"))
+    made_by = root / "config.toml"          # a bench folder resumes only the config that made it
+    if made_by.is_file() and made_by.read_text() != Path(config_path).read_text():
+        raise LammpsAlError(f"{root} holds a selection benchmark made with another config ({made_by} differs "
+                            f"from {config_path}): give another --workdir or remove {root}")
+    root.mkdir(parents=True, exist_ok=True)
+    if not made_by.is_file():
+        atomic_write_text(made_by, Path(config_path).read_text())
     shared = dataclasses.replace(cfg, loop=dataclasses.replace(cfg.loop, workdir=root / "start"))
     shared = dataclasses.replace(shared, fit=dataclasses.replace(
         cfg.fit, training=dataclasses.replace(cfg.fit.training, dir=root / "start" / "training")))

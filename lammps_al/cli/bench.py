@@ -25,7 +25,8 @@ def add_arguments(parser) -> None:
                         "selection: the loop's TOML config")
     parser.add_argument("--target", type=float, default=0.05, help="selection: held-out force RMSE, eV/A")
     parser.add_argument("--iterations", type=int, default=8, help="selection: most iterations per arm")
-    parser.add_argument("--workdir", type=Path, help="selection: where both arms run (default: beside the loop's)")
+    parser.add_argument("--workdir", type=Path, help="selection: where both arms run (default: the loop's workdir + "
+                        "'_bench_selection'); it resumes there")
     parser.add_argument("--potentials", type=Path, default=Path("potentials"), help="model: folder of Al_linear/Al_quadratic")
     parser.add_argument("--steps", type=int, default=50, help="model: MD steps per run")
     parser.add_argument("--reps", type=int, default=10, help="model: fcc cells per edge (4 reps^3 atoms)")

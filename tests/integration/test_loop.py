@@ -166,3 +166,12 @@ def test_melting_point_reports_a_broken_pair_setup(tmp_path, lammps_install):
     bad = PairSetup("broken", ["pair_style eam/fs", f"pair_coeff * * {tmp_path / 'missing.eam.fs'} Al"])
     with pytest.raises(LammpsAlError, match="(?s)coexistence run for broken failed.*cannot open eam/fs potential file.*missing.eam.fs"):
         melting_point(bad, tmp_path)
+
+
+def test_selection_benchmark_refuses_a_folder_made_with_another_config(tmp_path):
+    from lammps_al.bench import bench_selection
+    from lammps_al.errors import LammpsAlError
+
+    (tmp_path / "config.toml").write_text("# another loop\n")
+    with pytest.raises(LammpsAlError, match="made with another config"):
+        bench_selection(ROOT / "in_files" / "al_demo.toml", workdir=tmp_path)
