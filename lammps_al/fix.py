@@ -101,8 +101,18 @@ def input_script_name() -> str:
 
 
 def _abort(text: str) -> None:
+    """Record the traceback beside the run's log (OUTDIR/runs/RUN_ID.error-rankN.txt) when the fix is set up,
+    then abort every rank: the record survives even if the launcher drops this rank's stderr."""
     from lammps_al.models.mliap import _abort_all
 
+    fix = _FIX
+    if fix is not None:
+        try:
+            from lammps_al.potential import atomic_write_text
+
+            atomic_write_text(fix.run_dir / f"{fix.settings.run_id}.error-rank{fix.rank}.txt", text)
+        except Exception:  # noqa: BLE001 - the abort must happen whatever the disk says
+            pass
     _abort_all(text)
 
 

@@ -280,5 +280,8 @@ def _abort_all(text: str) -> None:
     sys.stderr.write(f"ERROR (lammps_al) on rank {rank}:\n{text}\n")
     sys.stderr.flush()
     if MPI is not None and MPI.COMM_WORLD.Get_size() > 1:
+        import time
+
+        time.sleep(1.0)     # let mpirun forward this rank's stderr before the abort tears the job down
         MPI.COMM_WORLD.Abort(1)
     raise SystemExit(1)
