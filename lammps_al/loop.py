@@ -134,8 +134,13 @@ def stage_done(directory: Path, stage: str) -> dict | None:
 
 
 def mark_stage(directory: Path, stage: str, data: dict) -> dict:
-    directory.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(directory / f"{stage}.json", json.dumps(data, indent=2, default=float))
+    path = directory / f"{stage}.json"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(data, indent=2, default=float))
+    except OSError as exc:
+        raise LammpsAlError(f"cannot write {path}: {exc.strerror or exc}. Every label so far is kept; free space "
+                            f"(or fix the folder) and continue with lammps-al loop CONFIG --resume") from exc
     return data
 
 

@@ -175,3 +175,67 @@ def test_selection_benchmark_refuses_a_folder_made_with_another_config(tmp_path)
     (tmp_path / "config.toml").write_text("# another loop\n")
     with pytest.raises(LammpsAlError, match="made with another config"):
         bench_selection(ROOT / "in_files" / "al_demo.toml", workdir=tmp_path)
+
+
+def test_a_crashing_exploration_run_is_reported_and_the_loop_goes_on(tmp_path, lammps_install):
+    bad = tmp_path / "bad.in"
+    bad.write_text("units metal\natom_style atomic\nthis_is_not_a_command\n")
+    path = small_loop(tmp_path)
+    text = path.read_text()
+    path.write_text(text.replace("[oracle]", f'[[explore]]\nname = "broken"\ninput = "{bad}"\n\n[oracle]', 1))
+    cfg = load_loop_config(path)
+    history = run_loop(cfg, report=lambda line: None, show_progress=False)
+    assert history[0]["crashed"] == ["broken"] and history[0]["labelled"] >= 1      # the melt run still counts
+    explored = __import__("json").loads((iter_dir(cfg.loop, 0) / "explore.json").read_text())
+    assert "this_is_not_a_command" in explored["runs"]["broken"]["error"]
+
+
+def test_a_full_disk_while_labelling_keeps_every_label_and_resumes(tmp_path, monkeypatch):
+    """ENOSPC on the third label: a StoreError naming the file and the cause, the first two labels kept;
+    once there is room again the same call labels the rest and duplicates nothing."""
+    import errno
+
+    from ase.build import bulk
+
+    import lammps_al.store as store_module
+    from lammps_al.label import label_configurations
+    from lammps_al.oracles import OracleSpec
+    from lammps_al.store import StoreError
+
+    cells = []
+    for i in range(4):
+        a = bulk("Cu", "fcc", a=3.6, cubic=True)
+        a.rattle(0.05, seed=i)
+        a.info["source"] = f"cell{i}"
+        cells.append(a)
+    store = LabelledStore(tmp_path / "training")
+    real, calls = store_module.atomic_write_text, []
+
+    def full_after_two(path, text):
+        calls.append(path)
+        if len(calls) > 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, text)
+
+    monkeypatch.setattr(store_module, "atomic_write_text", full_after_two)
+    with pytest.raises(StoreError, match=r"cannot write .*\.extxyz: No space left on device"):
+        label_configurations(cells, OracleSpec("emt"), store, group="g", workers=1, show_progress=False)
+    assert len([r for r in store.records() if r.status == "ok"]) == 2
+    monkeypatch.setattr(store_module, "atomic_write_text", real)
+    summary = label_configurations(cells, OracleSpec("emt"), store, group="g", workers=1, show_progress=False)
+    assert (summary.labelled, summary.skipped) == (2, 2)
+    assert len([r for r in store.records() if r.status == "ok"]) == 4
+
+
+def test_a_full_disk_at_a_stage_marker_says_what_to_do(tmp_path, monkeypatch):
+    import errno
+
+    import lammps_al.loop as loop_module
+    from lammps_al.errors import LammpsAlError
+
+    def full(path, text):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(loop_module, "atomic_write_text", full)
+    with pytest.raises(LammpsAlError, match=r"(?s)cannot write .*select.json: No space left on device.*--resume"):
+        loop_module.mark_stage(tmp_path, "select", {"selected": []})
