@@ -251,7 +251,7 @@ def bench_selection(config_path: Path, target: float = 0.05, iterations: int = 8
     import shutil
 
     from lammps_al.errors import LammpsAlError
-    from lammps_al.loop import bootstrap, fit_stage, held_out_stage, iter_dir, load_loop_config, run_loop
+    from lammps_al.loop import iter_dir, load_loop_config, run_loop, start_stage
     from lammps_al.potential import atomic_write_text
 
     cfg = load_loop_config(config_path)
@@ -267,9 +267,8 @@ def bench_selection(config_path: Path, target: float = 0.05, iterations: int = 8
     shared = dataclasses.replace(cfg, loop=dataclasses.replace(cfg.loop, workdir=root / "start"))
     shared = dataclasses.replace(shared, fit=dataclasses.replace(
         cfg.fit, training=dataclasses.replace(cfg.fit.training, dir=root / "start" / "training")))
-    start = bootstrap(shared, show_progress)
-    fit_stage(shared, 0, show_progress)
-    start_error = held_out_stage(shared, 0)["force_rmse_eV_A"]
+    start, first = start_stage(shared, show_progress)     # both arms copy it, held-out errors included
+    start_error = first["held_out"]["force_rmse_eV_A"]
     out = {"config": str(config_path), "target_force_rmse_eV_A": target, "max_select": cfg.loop.max_select,
            "start_labels": start["labelled"], "start_force_rmse_eV_A": start_error, "arms": {}}
     report(f"starting set: {start['labelled']} labels, held-out force RMSE {start_error:.4f} eV/A")

@@ -122,6 +122,15 @@ def mpi_executor(workers: int, spec: OracleSpec):
     return MPIPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(spec, True))
 
 
+def label_with_oracle(configs: Sequence[Atoms], oracle, store: LabelledStore, group: str,
+                      show_progress: bool = True, workers: int | None = None) -> LabelSummary:
+    """``label_configurations`` as a config's ``[oracle]`` section (an ``OracleConfig``) sets it up: its
+    calculator and settings, its ``workers`` (unless given) and its ``executor``."""
+    return label_configurations(configs, OracleSpec(oracle.name, dict(oracle.settings)), store, group=group,
+                                workers=workers or oracle.workers, show_progress=show_progress,
+                                executor=oracle.executor)
+
+
 def label_configurations(configs: Sequence[Atoms], spec: OracleSpec, store: LabelledStore, group: str,
                          workers: int = 2, show_progress: bool = True, executor: str = "local") -> LabelSummary:
     """Label ``configs`` with ``spec`` into ``store`` (skipping those already labelled by this oracle).

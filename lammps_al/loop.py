@@ -148,8 +148,7 @@ def mark_stage(directory: Path, stage: str, data: dict) -> dict:
 
 def bootstrap(cfg: LoopConfig, show_progress: bool) -> dict:
     """Iteration 0's starting set: seeded structures labelled by the oracle, then the first fit."""
-    from lammps_al.label import label_configurations
-    from lammps_al.oracles import OracleSpec
+    from lammps_al.label import label_with_oracle
     from lammps_al.store import LabelledStore
     from lammps_al.structures import starting_set
 
@@ -162,13 +161,11 @@ def bootstrap(cfg: LoopConfig, show_progress: bool) -> dict:
     configs = starting_set(cfg.fit.descriptor.elements[0], seed=s.seed, size=s.start_size)
     for i, atoms in enumerate(configs):
         atoms.info["source"] = f"start/{atoms.info['kind']}/{i}"
-    spec = OracleSpec(cfg.fit.oracle.name, dict(cfg.fit.oracle.settings))
     store = LabelledStore(cfg.fit.training.dir)
     labelled = failed = 0
     for group in sorted({str(a.info.get("group", "start")) for a in configs}):   # "start" and "elastic"
         members = [a for a in configs if str(a.info.get("group", "start")) == group]
-        summary = label_configurations(members, spec, store, group=group, workers=cfg.fit.oracle.workers,
-                                       show_progress=show_progress, executor=cfg.fit.oracle.executor)
+        summary = label_with_oracle(members, cfg.fit.oracle, store, group=group, show_progress=show_progress)
         labelled += summary.labelled
         failed += len(summary.failed)
     return mark_stage(d, "start", {"structures": len(configs), "labelled": labelled, "failed": failed,
@@ -206,6 +203,19 @@ def held_out_stage(cfg: LoopConfig, k: int) -> dict:
     snapshots = labelled_held_out_set(cfg.loop.workdir / "held_out.extxyz")
     potential = iter_dir(cfg.loop, k) / "potential" / f"{cfg.loop.potential_name}.npz"
     return held_out_errors(potential, snapshots)
+
+
+HELD_OUT_KEYS = ("energy_rmse_eV_atom", "force_rmse_eV_A", "spearman_sigma_vs_force_error")
+
+
+def start_stage(cfg: LoopConfig, show_progress: bool) -> tuple[dict, dict]:
+    """Iteration 0: the starting set labelled, the first fit and its held-out errors (cached in
+    iter_000/held_out.json). Returns the start stage's record and the learning curve's first point."""
+    start = bootstrap(cfg, show_progress)
+    first = fit_stage(cfg, 0, show_progress)
+    d0 = iter_dir(cfg.loop, 0)
+    held = stage_done(d0, "held_out") or mark_stage(d0, "held_out", held_out_stage(cfg, 0))
+    return start, {"labels_total": first["n_configurations"], "held_out": {k: held[k] for k in HELD_OUT_KEYS}}
 
 
 def config_count(metrics: dict) -> int:
@@ -349,27 +359,26 @@ def select_stage(cfg: LoopConfig, k: int) -> dict:
     s = cfg.loop
     entries = [e for e in read_jsonl(d / "flagged" / "manifest.jsonl") if (d / "flagged" / e["file"]).is_file()]
     kind_of = {r.name: r.kind for r in s.explore}
+    kinds = [kind_of.get(e["run_id"], e["run_id"]) for e in entries]
     cap = min(s.max_select, len(entries))
     if s.selection == "random":
         rng = np.random.default_rng(1000 * s.seed + k)
         chosen = sorted(rng.choice(len(entries), size=cap, replace=False).tolist()) if cap else []
     elif cap:
         features = candidate_features(cfg, k, [d / "flagged" / e["file"] for e in entries])
-        chosen = diverse_selection(np.array([e["max_sigma"] for e in entries]), features,
-                                   [kind_of.get(e["run_id"], e["run_id"]) for e in entries], cap)
+        chosen = diverse_selection(np.array([e["max_sigma"] for e in entries]), features, kinds, cap)
     else:
         chosen = []
     return mark_stage(d, "select", {"flagged": len(entries), "selection": s.selection, "selected": [
         {"file": str(d / "flagged" / entries[i]["file"]), "run_id": entries[i]["run_id"],
-         "kind": kind_of.get(entries[i]["run_id"], entries[i]["run_id"]), "max_sigma": entries[i]["max_sigma"]}
+         "kind": kinds[i], "max_sigma": entries[i]["max_sigma"]}
         for i in chosen]})
 
 
 def label_stage(cfg: LoopConfig, k: int, show_progress: bool) -> dict:
     from ase.io import read
 
-    from lammps_al.label import label_configurations
-    from lammps_al.oracles import OracleSpec
+    from lammps_al.label import label_with_oracle
     from lammps_al.store import LabelledStore
 
     d = iter_dir(cfg.loop, k)
@@ -383,10 +392,8 @@ def label_stage(cfg: LoopConfig, k: int, show_progress: bool) -> dict:
         atoms = read(item["file"])
         atoms.info["source"] = item["file"]
         configs.append(atoms)
-    summary = label_configurations(configs, OracleSpec(cfg.fit.oracle.name, dict(cfg.fit.oracle.settings)),
-                                   LabelledStore(cfg.fit.training.dir), group=f"iter{k:03d}",
-                                   workers=cfg.fit.oracle.workers, show_progress=show_progress,
-                                   executor=cfg.fit.oracle.executor)
+    summary = label_with_oracle(configs, cfg.fit.oracle, LabelledStore(cfg.fit.training.dir), group=f"iter{k:03d}",
+                                show_progress=show_progress)
     return mark_stage(d, "label", {"labelled": summary.labelled, "skipped": summary.skipped,
                                    "failed": [{"source": s, "error": e.splitlines()[0]} for s, e in summary.failed],
                                    "seconds": time.perf_counter() - t})
@@ -455,14 +462,8 @@ def run_loop(cfg: LoopConfig, resume: bool = False, show_progress: bool = True, 
                             f"[loop] workdir")
     s.workdir.mkdir(parents=True, exist_ok=True)
     history: list[dict] = []
-    start = bootstrap(cfg, show_progress)
+    start, start_point = start_stage(cfg, show_progress)
     report(f"starting set: {start['structures']} structures, {start['labelled']} labelled now")
-    first = fit_stage(cfg, 0, show_progress)
-    d0 = iter_dir(s, 0)
-    held0 = stage_done(d0, "held_out") or mark_stage(d0, "held_out", held_out_stage(cfg, 0))
-    start_point = {"labels_total": first["n_configurations"],          # the learning curve's first point
-                   "held_out": {k2: held0[k2] for k2 in ("energy_rmse_eV_atom", "force_rmse_eV_A",
-                                                        "spearman_sigma_vs_force_error")}}
     for k in range(s.iterations):
         d = iter_dir(s, k)
         t = {}
@@ -481,8 +482,7 @@ def run_loop(cfg: LoopConfig, resume: bool = False, show_progress: bool = True, 
                  "flag_fraction": explored["flag_fraction"], "flagged": selected["flagged"],
                  "selected": len(selected["selected"]), "labelled": labelled["labelled"],
                  "labels_total": fitted["n_configurations"], "test": fitted["test"], "train": fitted["train"],
-                 "held_out": {k2: held[k2] for k2 in ("energy_rmse_eV_atom", "force_rmse_eV_A",
-                                                     "spearman_sigma_vs_force_error")},
+                 "held_out": {k2: held[k2] for k2 in HELD_OUT_KEYS},
                  "calibration": {k2: v for k2, v in calib.items() if k2 in ("n", "spearman", "scale")},
                  "crashed": explored["crashed"], "seconds": t}
         history.append(entry)

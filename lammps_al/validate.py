@@ -176,7 +176,8 @@ class Coexistence:
                                                "steps_nph", "steps_avg", "t_guess", "seed")}
 
 
-COEXISTENCE_INPUT = Path(__file__).resolve().parents[1] / "in_files" / "al_coexistence.in"
+ROOT = Path(__file__).resolve().parents[1]
+COEXISTENCE_INPUT = ROOT / "in_files" / "al_coexistence.in"
 
 
 def _block_error(x: np.ndarray, blocks: int = 5) -> float:
@@ -202,7 +203,7 @@ def coexistence_run(pair: PairSetup, workdir: Path, settings: Coexistence, t_gue
                               "-log", str(logfile), "-screen", "none")
     for k, v in variables.items():
         cmd += ["-var", k, str(v)]
-    proc = subprocess.run(cmd, cwd=Path(__file__).resolve().parents[1], env=runtime.lammps_env(),
+    proc = subprocess.run(cmd, cwd=ROOT, env=runtime.lammps_env(),
                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
     text = logfile.read_text(errors="replace") if logfile.is_file() else proc.stdout + proc.stderr
     if proc.returncode != 0:

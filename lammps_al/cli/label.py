@@ -10,8 +10,7 @@ from pathlib import Path
 
 from lammps_al.config import load_config
 from lammps_al.errors import ConfigError
-from lammps_al.label import label_configurations, read_inputs
-from lammps_al.oracles import OracleSpec
+from lammps_al.label import label_with_oracle, read_inputs
 from lammps_al.store import LabelledStore
 
 
@@ -29,11 +28,9 @@ def run(args) -> int:
     if not inputs:
         raise ConfigError(f"nothing to label: give input files/folders or [label] inputs in {args.config}")
     configs = read_inputs(inputs)
-    spec = OracleSpec(config.oracle.name, dict(config.oracle.settings))
     store = LabelledStore(config.training.dir)
-    summary = label_configurations(configs, spec, store, group=args.group or config.label.group,
-                                   workers=args.workers or config.oracle.workers,
-                                   show_progress=not args.no_progress, executor=config.oracle.executor)
+    summary = label_with_oracle(configs, config.oracle, store, group=args.group or config.label.group,
+                                show_progress=not args.no_progress, workers=args.workers)
     for line in summary.lines():
         print(line)
     print(f"training set: {store.manifest}")
