@@ -13,8 +13,8 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from lammps_al import runtime
-from lammps_al.errors import LammpsNotReadyError
+from lammps_al.core import runtime
+from lammps_al.core.errors import LammpsNotReadyError
 
 REQUIRED_PACKAGES = ("ML-IAP", "ML-SNAP", "PYTHON", "MANYBODY")
 

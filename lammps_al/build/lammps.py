@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lammps_al.build import source as src
-from lammps_al.errors import BuildError
+from lammps_al.core.errors import BuildError
 
 PATCH_DIR = Path(__file__).with_name("patches")
 BUILD_FORMAT = 2  # bump when the layout of a cached build changes

@@ -15,7 +15,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from lammps_al.errors import SourceError
+from lammps_al.core.errors import SourceError
 
 DEBIAN_PACKAGE = "lammps"
 DEBIAN_VERSION = "20250204+dfsg.1"

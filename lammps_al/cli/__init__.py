@@ -7,21 +7,26 @@ import importlib
 import logging
 import sys
 
-from lammps_al.errors import LammpsAlError
+from lammps_al.core.errors import LammpsAlError
+from lammps_al.core.logs import setup_logging
 
 # subcommand name -> module under lammps_al.cli; each has add_arguments(parser) and run(args) -> int
 SUBCOMMANDS = {
     "build": "build",
     "info": "info",
+    "files": "files",
     "regression": "regression",
     "label": "label",
     "fit": "fit",
+    "export": "export",
     "structures": "structures",
     "bench": "bench",
     "flagged": "flagged",
     "loop": "loop",
     "validate": "validate",
 }
+
+log = logging.getLogger("lammps_al.cli")
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -32,7 +37,8 @@ def make_parser() -> argparse.ArgumentParser:
     for name, module_name in SUBCOMMANDS.items():
         module = importlib.import_module(f"lammps_al.cli.{module_name}")
         doc = (module.__doc__ or "").strip().splitlines()
-        sp = sub.add_parser(name, help=doc[0] if doc else None, description=module.__doc__)
+        sp = sub.add_parser(name, help=doc[0] if doc else None, description=module.__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(sp)
         sp.set_defaults(_module=module)
     return parser
@@ -41,7 +47,7 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    setup_logging(verbose=args.verbose)
     try:
         return int(args._module.run(args) or 0)
     except LammpsAlError as exc:
@@ -52,6 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"lammps-al {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - a bug or an unforeseen failure: one line, the traceback on request
+        if args.traceback:
+            raise
+        print(f"lammps-al {args.command}: internal error: {type(exc).__name__}: {exc} (run again with "
+              f"'lammps-al --traceback {args.command} ...' for the traceback, and please report it)", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":  # pragma: no cover

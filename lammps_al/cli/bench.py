@@ -10,24 +10,29 @@
   lammps-al bench selection LOOP.toml
                                oracle calls the loop needs to reach a held-out force RMSE (--target)
                                against random selection from the same exploration MD, and their ratio
+  lammps-al bench explore LOOP.toml
+                               one iteration's exploration runs one after another vs at once on the
+                               config's executor, and the speed-up
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from lammps_al import bench
+from lammps_al.core.errors import ConfigError
+from lammps_al.core.resources import shipped_dir
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("what", choices=["fit", "model", "fix", "selection"], help="which benchmark")
+    parser.add_argument("what", choices=["fit", "model", "fix", "selection", "explore"], help="which benchmark")
     parser.add_argument("config", type=Path, nargs="?", help="fit: TOML config of the fit to measure; "
-                        "selection: the loop's TOML config")
+                        "selection, explore: the loop's TOML config")
     parser.add_argument("--target", type=float, default=0.05, help="selection: held-out force RMSE, eV/A")
     parser.add_argument("--iterations", type=int, default=8, help="selection: most iterations per arm")
-    parser.add_argument("--workdir", type=Path, help="selection: where both arms run (default: the loop's workdir + "
-                        "'_bench_selection'); it resumes there")
-    parser.add_argument("--potentials", type=Path, default=Path("potentials"), help="model: folder of Al_linear/Al_quadratic")
+    parser.add_argument("--workdir", type=Path, help="selection, explore: where the runs go (default: the loop's "
+                        "workdir + '_bench_selection' / '_bench_explore'); selection resumes there")
+    parser.add_argument("--potentials", type=Path, default=None,
+                        help="model, fix: folder of Al_linear/Al_quadratic (default: the shipped potentials)")
     parser.add_argument("--steps", type=int, default=50, help="model: MD steps per run")
     parser.add_argument("--reps", type=int, default=10, help="model: fcc cells per edge (4 reps^3 atoms)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts to compare")
@@ -35,20 +40,32 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    potentials = args.potentials or shipped_dir("potentials")
+    if args.what in ("fit", "selection", "explore") and args.config is None:
+        raise ConfigError(f"lammps-al bench {args.what} needs a CONFIG (the "
+                          f"{'fit' if args.what == 'fit' else 'loop'}'s TOML file)")
     if args.what == "fix":
-        lines = bench.bench_fix(args.potentials, reps=args.reps, steps=args.steps, repeat=args.repeat)
+        from lammps_al.bench.fix import bench_fix
+
+        lines = bench_fix(potentials, reps=args.reps, steps=args.steps, repeat=args.repeat)
     elif args.what == "model":
-        lines = bench.bench_model(args.potentials, reps=args.reps, steps=args.steps, repeat=args.repeat)
+        from lammps_al.bench.model import bench_model
+
+        lines = bench_model(potentials, reps=args.reps, steps=args.steps, repeat=args.repeat)
     elif args.what == "selection":
-        if args.config is None:
-            raise SystemExit("lammps-al bench selection needs the loop's CONFIG")
-        out = bench.bench_selection(args.config, target=args.target, iterations=args.iterations,
-                                    workdir=args.workdir, report=lambda line: print(line, flush=True))
-        lines = bench.selection_lines(out)
+        from lammps_al.bench.selection import bench_selection, selection_lines
+
+        out = bench_selection(args.config, target=args.target, iterations=args.iterations,
+                              workdir=args.workdir, report=lambda line: print(line, flush=True))
+        lines = selection_lines(out)
+    elif args.what == "explore":
+        from lammps_al.bench.explore import bench_explore
+
+        lines = bench_explore(args.config, workdir=args.workdir)
     else:
-        if args.config is None:
-            raise SystemExit("lammps-al bench fit needs a CONFIG")
-        lines = bench.bench_fit(args.config, tuple(args.workers), args.repeat)
+        from lammps_al.bench.fit import bench_fit
+
+        lines = bench_fit(args.config, tuple(args.workers), args.repeat)
     for line in lines:
         print(line, flush=True)
     return 0

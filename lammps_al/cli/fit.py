@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lammps_al.config import load_config
-from lammps_al.retrain import fit_potential
+from lammps_al.train.config import load_config
+from lammps_al.train.refit import fit_potential
 
 
 def add_arguments(parser) -> None:

@@ -1,19 +1,18 @@
 """Summarise a folder of flagged configurations: counts, score distribution, where they came from.
 
-Reads OUTDIR/manifest.jsonl and the run logs in OUTDIR/runs written by the uncertainty fix.
+Reads OUTDIR/manifest.jsonl and the run records in OUTDIR/runs written by the uncertainty fix.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from lammps_al.errors import LammpsAlError
-from lammps_al.store import read_jsonl
+from lammps_al.core.errors import ConfigError
+from lammps_al.core.records import read_flagged, read_run_log, read_run_statuses, run_log_path
 
 
 def add_arguments(parser) -> None:
@@ -23,26 +22,24 @@ def add_arguments(parser) -> None:
 
 def summarise(outdir: Path) -> dict:
     if not outdir.is_dir():
-        raise LammpsAlError(f"{outdir} is not a folder of flagged configurations")
-    entries = read_jsonl(outdir / "manifest.jsonl")
-    missing = [e["file"] for e in entries if not (outdir / e["file"]).is_file()]
+        raise ConfigError(f"{outdir} is not a folder of flagged configurations (the fix's lal_fix_outdir)")
+    entries = read_flagged(outdir)
+    missing = [e.file for e in entries if not (outdir / e.file).is_file()]
     runs = {}
-    for summary in sorted((outdir / "runs").glob("*.json")):
-        info = json.loads(summary.read_text())
-        log = summary.with_suffix(".csv")
-        rows = list(csv.DictReader(open(log))) if log.is_file() else []
-        sig = np.array([float(r["max_sigma"]) for r in rows]) if rows else np.zeros(0)
-        runs[info["run_id"]] = {"status": info["status"], "input_script": info["input_script"],
-                                "nranks": info["nranks"], "scoring_steps": len(rows),
-                                "flag_steps": sum(r["action"] != "none" for r in rows),
-                                "mean_max_sigma": float(sig.mean()) if sig.size else None}
-    sigmas = np.array([e["max_sigma"] for e in entries]) if entries else np.zeros(0)
+    for status in read_run_statuses(outdir):
+        rows = read_run_log(run_log_path(outdir, status.run_id))
+        sig = np.array([r.max_sigma for r in rows])
+        runs[status.run_id] = {"status": status.status, "reason": status.reason,
+                               "input_script": status.input_script, "nranks": status.nranks,
+                               "scoring_steps": len(rows), "flag_steps": sum(r.action != "none" for r in rows),
+                               "mean_max_sigma": float(sig.mean()) if sig.size else None}
+    sigmas = np.array([e.max_sigma for e in entries])
     return {
         "folder": str(outdir), "configurations": len(entries),
-        "by_kind": dict(Counter(e.get("kind", "configuration") for e in entries)),
-        "by_input_script": dict(Counter(e.get("input_script", "?") for e in entries)),
-        "by_run": dict(Counter(e.get("run_id", "?") for e in entries)),
-        "halts": sum(bool(e.get("halt")) for e in entries),
+        "by_kind": dict(Counter(e.kind for e in entries)),
+        "by_input_script": dict(Counter(e.input_script or "?" for e in entries)),
+        "by_run": dict(Counter(e.run_id for e in entries)),
+        "halts": sum(e.halt for e in entries),
         "max_sigma": ({q: float(np.percentile(sigmas, p)) for q, p in (("min", 0), ("median", 50), ("p90", 90),
                                                                         ("max", 100))} if sigmas.size else {}),
         "missing_files": missing, "runs": runs,
@@ -66,6 +63,8 @@ def run(args) -> int:
         mean = f"{r['mean_max_sigma']:.4g}" if r["mean_max_sigma"] is not None else "-"
         print(f"    {run_id}: {r['status']:<8s} {r['input_script']} ({r['nranks']} ranks), {r['scoring_steps']} "
               f"scoring steps, {r['flag_steps']} flagged, trajectory-mean max score {mean}")
+        if r["reason"]:
+            print(f"      {r['reason']}")
     if s["missing_files"]:
         print(f"  MISSING files named in the manifest: {s['missing_files']}")
         return 1

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lammps_al.config import load_config
-from lammps_al.errors import ConfigError
-from lammps_al.label import label_with_oracle, read_inputs
-from lammps_al.store import LabelledStore
+from lammps_al.core.errors import ConfigError
+from lammps_al.train.config import load_config
+from lammps_al.train.label import label_with_oracle, read_inputs
+from lammps_al.train.store import LabelledStore
 
 
 def add_arguments(parser) -> None:
@@ -30,7 +30,8 @@ def run(args) -> int:
     configs = read_inputs(inputs)
     store = LabelledStore(config.training.dir)
     summary = label_with_oracle(configs, config.oracle, store, group=args.group or config.label.group,
-                                show_progress=not args.no_progress, workers=args.workers)
+                                show_progress=not args.no_progress, workers=args.workers,
+                                executor=config.executor, workdir=config.training.dir)
     for line in summary.lines():
         print(line)
     print(f"training set: {store.manifest}")

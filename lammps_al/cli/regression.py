@@ -10,7 +10,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from lammps_al import regression
+from lammps_al.validate import regression
 
 
 def add_arguments(parser) -> None:

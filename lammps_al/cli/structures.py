@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lammps_al.structures import starting_set, write_set
+from lammps_al.train.structures import starting_set, write_set
 
 
 def add_arguments(parser) -> None:

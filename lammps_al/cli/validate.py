@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lammps_al.core.errors import ConfigError
 from lammps_al.validate import Coexistence, report_lines, validate, write_report
 
 
@@ -26,7 +27,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     if args.nprocs < 1:
-        raise SystemExit(f"--nprocs must be >= 1, got {args.nprocs}")
+        raise ConfigError(f"--nprocs must be >= 1, got {args.nprocs}")
     melting = None if args.no_melting else Coexistence(nprocs=args.nprocs, t_guess=args.t_guess)
     report = validate(args.potential, held_out=not args.no_held_out, held_out_cache=args.held_out_cache,
                       melting=melting, workdir=args.workdir)

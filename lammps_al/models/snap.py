@@ -1,10 +1,10 @@
-"""Linear and quadratic SNAP as models for LAMMPS's ML-IAP python interface.
+"""Linear and quadratic SNAP on the model protocol (:mod:`lammps_al.models.registry`).
 
-LAMMPS calls a Python model once per force evaluation on every rank, for that rank's atoms, as
+LAMMPS calls a model once per force evaluation on every rank, for that rank's atoms, as
 ``model(elems, descriptors, beta, energy)``: ``elems`` (n,) int32 element indices, ``descriptors``
 (n, d) float64 bispectrum components, and two outputs to fill completely, ``beta`` (n, d) = dE_i/dB_i
 and ``energy`` (n,) the per-atom energies in eV. The arrays are views of C memory, valid only during
-the call. The model also exposes ``n_params``, ``n_descriptors`` and ``n_elements``.
+the call.
 """
 
 from __future__ import annotations
@@ -13,14 +13,21 @@ from pathlib import Path
 
 import numpy as np
 
-from lammps_al.errors import LammpsAlError
+from lammps_al.core.errors import PotentialError
+from lammps_al.core.potential import COEFFICIENTS, Potential
+from lammps_al.models.registry import Model
 
 
-class PotentialFileError(LammpsAlError):
-    """Raised when a coefficient file is malformed: the message names the file, line and expectation."""
+def _coefficient_array(potential: Potential, width: int, what: str) -> np.ndarray:
+    c = np.atleast_2d(potential.coefficients)
+    want = (len(potential.elements), width)
+    if c.shape != want:
+        raise PotentialError(f"{what} coefficients have shape {c.shape}, expected {want} ({len(potential.elements)} "
+                             f"element(s) x {width})")
+    return c
 
 
-class LinearSNAP:
+class LinearSNAP(Model):
     """Linear SNAP: E_i = beta0[e_i] + beta[e_i] . B_i, per element e.
 
     Parameters
@@ -29,34 +36,39 @@ class LinearSNAP:
         Per element, the constant energy (eV) first, then the coefficients of B_1..B_d (eV).
     """
 
+    kind = "linear"
+
     def __init__(self, coefficients: np.ndarray):
         coefficients = np.ascontiguousarray(np.atleast_2d(np.asarray(coefficients, dtype=np.float64)))
         if coefficients.shape[1] < 2:
-            raise ValueError(f"need at least one descriptor coefficient per element, got shape {coefficients.shape}")
+            raise PotentialError(f"linear SNAP needs at least one descriptor coefficient per element, got shape "
+                                 f"{coefficients.shape}")
+        self.coefficients = coefficients
         self.bias = coefficients[:, 0].copy()
         self.weights = coefficients[:, 1:].copy()
         self.n_elements, self.n_descriptors = self.weights.shape
         self.n_params = self.n_descriptors + 1
 
+    @classmethod
+    def from_potential(cls, potential: Potential) -> "LinearSNAP":
+        if potential.descriptor.quadraticflag:
+            raise PotentialError("a linear SNAP potential must have descriptor quadraticflag 0")
+        return cls(_coefficient_array(potential, 1 + potential.descriptor.n_descriptors, "linear SNAP"))
+
+    @classmethod
+    def descriptor_settings(cls, settings):
+        return settings.with_quadratic(False)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {COEFFICIENTS: self.coefficients}
+
     def energies(self, elems: np.ndarray, descriptors: np.ndarray) -> np.ndarray:
-        """Per-atom energies (eV)."""
         if self.n_elements == 1:
             return descriptors @ self.weights[0] + self.bias[0]
         return np.einsum("ij,ij->i", descriptors, self.weights[elems]) + self.bias[elems]
 
     def gradients(self, elems: np.ndarray, descriptors: np.ndarray) -> np.ndarray:
-        """dE_i/dB_i for each atom (eV), shape (n, d)."""
         return self.weights[elems] if self.n_elements > 1 else np.broadcast_to(self.weights[0], descriptors.shape)
-
-    def __call__(self, elems, descriptors, beta, energy) -> None:
-        if len(energy) == 0:
-            return
-        energy[:] = self.energies(elems, descriptors)
-        beta[:] = self.gradients(elems, descriptors)
-
-    @property
-    def kind(self) -> str:
-        return "linear"
 
     def features(self, descriptors: np.ndarray) -> np.ndarray:
         """The features energies are linear in, per atom: [1, B]."""
@@ -74,16 +86,21 @@ class LinearSNAP:
         try:
             text = path.read_text()
         except OSError as exc:
-            raise PotentialFileError(f"cannot read coefficient file {path}: {exc.strerror}") from exc
+            raise PotentialError(f"cannot read coefficient file {path}: {exc.strerror}") from exc
+        except UnicodeDecodeError:
+            raise PotentialError(f"{path} is not a text coefficient file") from None
         lines = [(n, line.split("#")[0].split()) for n, line in enumerate(text.splitlines(), 1)]
         lines = [(n, toks) for n, toks in lines if toks]
         if not lines:
-            raise PotentialFileError(f"{path} is empty: expected 'nelements ncoeff' then the coefficients.")
+            raise PotentialError(f"{path} is empty: expected 'nelements ncoeff' then the coefficients.")
         n, head = lines[0]
         try:
             n_elements, n_coeff = int(head[0]), int(head[1])
-        except (ValueError, IndexError) as exc:
-            raise PotentialFileError(f"{path}:{n}: expected 'nelements ncoeff', got {' '.join(head)!r}") from exc
+            if n_elements < 1 or n_coeff < 2:
+                raise ValueError
+        except (ValueError, IndexError):
+            raise PotentialError(f"{path}:{n}: expected 'nelements ncoeff' (positive integers), got "
+                                 f"{' '.join(head)!r}") from None
         rows = lines[1:]
         coeffs = np.empty((n_elements, n_coeff))
         i = 0
@@ -92,13 +109,15 @@ class LinearSNAP:
                 i += 1
             for c in range(n_coeff):
                 if i >= len(rows):
-                    raise PotentialFileError(f"{path}: ended after {e * n_coeff + c} coefficients, "
-                                             f"expected {n_elements * n_coeff} ({n_elements} x {n_coeff}).")
+                    raise PotentialError(f"{path}: ended after {e * n_coeff + c} coefficients, "
+                                         f"expected {n_elements * n_coeff} ({n_elements} x {n_coeff}).")
                 n, toks = rows[i]
                 try:
                     coeffs[e, c] = float(toks[0])
-                except ValueError as exc:
-                    raise PotentialFileError(f"{path}:{n}: {toks[0]!r} is not a number.") from exc
+                except ValueError:
+                    raise PotentialError(f"{path}:{n}: {toks[0]!r} is not a number.") from None
+                if not np.isfinite(coeffs[e, c]):
+                    raise PotentialError(f"{path}:{n}: coefficient {toks[0]!r} is not finite.")
                 i += 1
         return cls(coeffs)
 
@@ -116,7 +135,7 @@ def quadratic_features(descriptors: np.ndarray) -> np.ndarray:
     return q
 
 
-class QuadraticSNAP:
+class QuadraticSNAP(Model):
     """Quadratic SNAP: E_i = beta0 + beta . B_i + 1/2 B_i^T M B_i, per element.
 
     Parameters
@@ -126,13 +145,15 @@ class QuadraticSNAP:
         snap's order (row-major, i <= j), the same layout as a quadratic ``.snapcoeff`` file.
     """
 
+    kind = "quadratic"
+
     def __init__(self, coefficients: np.ndarray, n_descriptors: int):
         coefficients = np.atleast_2d(np.asarray(coefficients, dtype=np.float64))
         d = int(n_descriptors)
         if coefficients.shape[1] != 1 + d + d * (d + 1) // 2:
-            raise ValueError(f"quadratic SNAP with {d} descriptors needs {1 + d + d * (d + 1) // 2} "
-                             f"coefficients per element, got {coefficients.shape[1]}")
-        self.coefficients = coefficients.copy()
+            raise PotentialError(f"quadratic SNAP with {d} descriptors needs {1 + d + d * (d + 1) // 2} "
+                                 f"coefficients per element, got {coefficients.shape[1]}")
+        self.coefficients = np.ascontiguousarray(coefficients)
         self.n_elements = coefficients.shape[0]
         self.n_descriptors = d
         self.n_params = coefficients.shape[1]
@@ -145,9 +166,19 @@ class QuadraticSNAP:
             self.matrix[e, iu, ju] = upper
             self.matrix[e, ju, iu] = upper
 
-    @property
-    def kind(self) -> str:
-        return "quadratic"
+    @classmethod
+    def from_potential(cls, potential: Potential) -> "QuadraticSNAP":
+        s = potential.descriptor
+        if not s.quadraticflag:
+            raise PotentialError("a quadratic SNAP potential must have descriptor quadraticflag 1")
+        return cls(_coefficient_array(potential, 1 + s.n_features, "quadratic SNAP"), s.n_descriptors)
+
+    @classmethod
+    def descriptor_settings(cls, settings):
+        return settings.with_quadratic(True)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {COEFFICIENTS: self.coefficients}
 
     def features(self, descriptors: np.ndarray) -> np.ndarray:
         return np.hstack([np.ones((len(descriptors), 1)), descriptors, quadratic_features(descriptors)])
@@ -164,16 +195,3 @@ class QuadraticSNAP:
         if self.n_elements == 1:
             return self.linear[0] + descriptors @ self.matrix[0]
         return self.linear[elems] + np.einsum("ijk,ik->ij", self.matrix[elems], descriptors)
-
-    def __call__(self, elems, descriptors, beta, energy) -> None:
-        if len(energy) == 0:
-            return
-        energy[:] = self.energies(elems, descriptors)
-        beta[:] = self.gradients(elems, descriptors)
-
-
-def model_from_potential(potential):
-    """The ML-IAP model object for a :class:`lammps_al.potential.Potential`."""
-    if potential.model == "linear":
-        return LinearSNAP(potential.coefficients)
-    return QuadraticSNAP(potential.coefficients, potential.descriptor.n_descriptors)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from lammps_al import runtime
 from lammps_al.cli import main
+from lammps_al.core import runtime
 
 
 def test_info_json_reports_both_couplings(lammps_install, capsys):

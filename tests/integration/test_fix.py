@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 import signal
 import subprocess
@@ -15,8 +13,9 @@ import pytest
 from ase.build import bulk
 from ase.io import read
 
-from lammps_al import runtime
-from lammps_al.store import read_jsonl
+from lammps_al.core import runtime
+from lammps_al.core.records import (FlaggedEntry, read_flagged, read_run_log, read_run_status, run_log_path,
+                                    run_status_path)
 
 ROOT = Path(__file__).resolve().parents[2]
 POTENTIALS = ROOT / "potentials"
@@ -45,18 +44,21 @@ def lmp_args(runner, script: str, outdir: Path, **variables) -> list[str]:
 
 
 def run_in_file(runner, name: str, outdir: Path, nprocs: int = 1, check: bool = True, timeout: float = 600, **variables):
-    """Run in_files/NAME from the project root, as a user would."""
-    args = lmp_args(runner, str(ROOT / "in_files" / name), outdir, **variables)
+    """Run in_files/NAME as a user would, from a folder of their own (the inputs find lammps_al's files)."""
+    args = [str(runtime.find_lmp()), "-nocite", "-log", "none", "-in", str(ROOT / "in_files" / name),
+            "-var", "lal_fix_outdir", str(outdir)]
+    for key, value in variables.items():
+        args += ["-var", key, str(value)]
     cmd = runtime.mpi_command(nprocs, *args)
-    proc = subprocess.run(cmd, cwd=ROOT, env=runtime.lammps_env(), capture_output=True, text=True,
+    proc = subprocess.run(cmd, cwd=runner.workdir, env=runtime.lammps_env(), capture_output=True, text=True,
                           timeout=timeout, stdin=subprocess.DEVNULL)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
     return proc
 
 
-def manifest(outdir: Path) -> list[dict]:
-    return read_jsonl(outdir / "manifest.jsonl")
+def manifest(outdir: Path) -> list[FlaggedEntry]:
+    return read_flagged(outdir)
 
 
 def test_serial_and_mpi_flag_the_same_steps_and_write_the_same_configurations(runner, tmp_path):
@@ -68,14 +70,14 @@ def test_serial_and_mpi_flag_the_same_steps_and_write_the_same_configurations(ru
         outputs[n] = out
     serial, parallel = manifest(outputs[1]), manifest(outputs[2])
     assert len(serial) >= 2, "the test needs a run that writes more than once"
-    assert [e["step"] for e in serial] == [e["step"] for e in parallel]
-    assert {e["nranks"] for e in parallel} == {2}
+    assert [e.step for e in serial] == [e.step for e in parallel]
+    assert {e.nranks for e in parallel} == {2}
     for a, b in zip(serial, parallel):
-        x, y = read(outputs[1] / a["file"]), read(outputs[2] / b["file"])
+        x, y = read(outputs[1] / a.file), read(outputs[2] / b.file)
         assert np.array_equal(x.arrays["id"], y.arrays["id"])
         np.testing.assert_allclose(x.positions, y.positions, atol=1e-6)
         np.testing.assert_allclose(x.arrays["per_atom_sigma"], y.arrays["per_atom_sigma"], rtol=1e-5)
-    actions = [[r["action"] for r in csv.DictReader(open(outputs[n] / "runs" / "run.csv"))] for n in (1, 2)]
+    actions = [[r.action for r in read_run_log(run_log_path(outputs[n], "run"))] for n in (1, 2)]
     assert actions[0] == actions[1] and "write" in actions[0]  # same action on every scoring step
 
 
@@ -93,8 +95,8 @@ def test_the_displaced_atom_is_the_flagged_atom_in_the_file(runner, tmp_path, np
                           timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:]
     [entry] = manifest(out)
-    assert entry["max_sigma_id"] == 14
-    written = read(out / entry["file"])
+    assert entry.max_sigma_id == 14
+    written = read(out / entry.file)
     flagged_ids = written.arrays["id"][written.arrays["flagged"]]
     assert 14 in flagged_ids
     assert written.arrays["id"][np.argmax(written.arrays["per_atom_sigma"])] == 14
@@ -105,14 +107,15 @@ def test_heating_into_the_melt_flags_then_halts(runner, tmp_path):
     proc = run_in_file(runner, "al_melt.in", out, nprocs=2, check=False, reps=3, steps=3000,
                        lal_halt_factor=4.0, lal_run_id="melt")
     assert proc.returncode != 0                      # halt stops LAMMPS (lal_halt_action hard)
-    assert "lammps_al: HALT at step" in proc.stdout and "left its training domain" in proc.stdout
+    assert "lammps_al: HALT" in proc.stderr and "left its training domain" in proc.stderr
     entries = manifest(out)
-    assert entries and entries[-1]["halt"] is True
-    assert any(not e["halt"] for e in entries) or len(entries) == 1
-    summary = json.loads((out / "runs" / "melt.json").read_text())
-    assert summary["status"] == "halted"
-    last = list(csv.DictReader(open(out / "runs" / "melt.csv")))[-1]
-    assert last["action"] == "halt" and float(last["max_sigma"]) >= entries[-1]["halt_threshold"]
+    assert entries and entries[-1].halt is True
+    assert any(not e.halt for e in entries) or len(entries) == 1
+    status = read_run_status(run_status_path(out, "melt"))
+    assert status.status == "halted" and "left its training domain" in status.reason
+    last = read_run_log(run_log_path(out, "melt"))[-1]
+    assert last.action == "halt" and last.max_sigma >= entries[-1].halt_threshold
+    assert status.step == last.step and status.max_sigma == pytest.approx(last.max_sigma, rel=1e-8)
 
 
 def test_a_run_inside_the_training_domain_flags_nothing(runner, tmp_path):
@@ -120,8 +123,9 @@ def test_a_run_inside_the_training_domain_flags_nothing(runner, tmp_path):
     run_in_file(runner, "al_heating.in", out, nprocs=2, reps=3, steps=300, t_start=300, t_stop=300,
                 lal_run_id="calm")
     assert manifest(out) == []
-    rows = list(csv.DictReader(open(out / "runs" / "calm.csv")))
-    assert len(rows) == 30 and all(r["action"] == "none" for r in rows)
+    rows = read_run_log(run_log_path(out, "calm"))
+    assert len(rows) == 30 and all(r.action == "none" for r in rows)
+    assert read_run_status(run_status_path(out, "calm")).status == "started"      # never halted
 
 
 def test_an_exception_on_one_rank_stops_the_whole_job_quickly(runner, tmp_path):
@@ -145,7 +149,7 @@ def test_sigkill_while_writing_leaves_every_named_file_complete(runner, tmp_path
                     lal_score_every=1, lal_flag=1e-6, lal_halt=100.0, lal_min_write_interval=0,
                     lal_max_writes=100000, lal_dedup=0)
     for delay in (4.0, 6.5):
-        proc = subprocess.Popen(runtime.mpi_command(2, *args), cwd=ROOT, env=runtime.lammps_env(),
+        proc = subprocess.Popen(runtime.mpi_command(2, *args), cwd=runner.workdir, env=runtime.lammps_env(),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         time.sleep(delay)
         os.killpg(proc.pid, signal.SIGKILL)
@@ -153,8 +157,8 @@ def test_sigkill_while_writing_leaves_every_named_file_complete(runner, tmp_path
     entries = manifest(out)
     assert len(entries) > 5
     for e in entries:
-        frames = read(out / e["file"], index=":")
-        assert len(frames) == 1 and len(frames[0]) == e["natoms"] == 256
+        frames = read(out / e.file, index=":")
+        assert len(frames) == 1 and len(frames[0]) == e.natoms == 256
 
 
 def test_local_environment_is_the_same_in_a_replicated_cell(runner, tmp_path):
@@ -175,8 +179,8 @@ def test_local_environment_is_the_same_in_a_replicated_cell(runner, tmp_path):
                               timeout=600)
         assert proc.returncode == 0, proc.stdout[-3000:]
         [entry] = manifest(out)
-        assert entry["kind"] == "local_environment" and entry["source_natoms"] == 4000 * reps**3
-        envs[label] = read(out / entry["file"])
+        assert entry.kind == "local_environment" and entry.source_natoms == 4000 * reps**3
+        envs[label] = read(out / entry.file)
     small, big = envs["small"], envs["big"]
     assert len(small) == len(big) < 200
     for env in (small, big):

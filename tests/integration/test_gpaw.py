@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from ase.build import bulk
 
-from lammps_al.label import label_configurations
-from lammps_al.oracles import OracleSpec
-from lammps_al.store import LabelledStore
+from lammps_al.train.label import label_configurations
+from lammps_al.train.oracles import OracleSpec
+from lammps_al.train.store import LabelledStore
 
 pytestmark = pytest.mark.skipif(os.environ.get("LAMMPS_AL_WITHOUT_GPAW") == "1",
                                 reason="LAMMPS_AL_WITHOUT_GPAW=1")

@@ -7,17 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from lammps_al.errors import ConfigError
-from lammps_al.loop import iter_dir, load_loop_config, run_loop
-from lammps_al.store import LabelledStore
-from lammps_al.validate import Calc, elastic_constants, lattice_and_cohesion, properties, reference_pair
+from lammps_al.core.errors import ConfigError
+from lammps_al.core.records import ExploreRecord, History, SelectRecord, read_flagged, read_marker
+from lammps_al.loop.config import iter_dir, load_loop_config
+from lammps_al.loop.driver import run_loop
+from lammps_al.train.store import LabelledStore
+from lammps_al.validate.properties import Calc, elastic_constants, lattice_and_cohesion, properties, reference_pair
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = (ROOT / "in_files" / "al_demo.toml").read_text()
 
 
 def small_loop(tmp_path: Path, iterations: int = 1) -> Path:
-    text = DEMO.replace('workdir = "../runs/al_demo"', 'workdir = "state"')
+    text = DEMO.replace('workdir = "runs/al_demo"', 'workdir = "state"')
     text = re.sub(r"(?m)^iterations = \d+", f"iterations = {iterations}", text)
     assert f"iterations = {iterations}" in text
     # one short, hot exploration run is enough to exercise every stage
@@ -36,13 +38,13 @@ def test_loop_runs_and_resumes_without_duplicating_labels(tmp_path, lammps_insta
     history = run_loop(cfg, report=lambda line: None, show_progress=False)
     assert len(history) == 1
     first = history[0]
-    assert first["flagged"] >= 1 and first["labelled"] >= 1
+    assert first.flagged >= 1 and first.labelled >= 1
     store = LabelledStore(cfg.fit.training.dir)
     n_labels = len([r for r in store.records() if r.status == "ok"])
     assert (iter_dir(cfg.loop, 1) / "potential" / "Al.npz").is_file()
-    state = __import__("json").loads((cfg.loop.workdir / "history.json").read_text())
-    assert state["start"]["labels_total"] == first["labels_total"] - first["labelled"]   # learning curve's 1st point
-    assert state["start"]["held_out"]["force_rmse_eV_A"] > 0
+    state = read_marker(cfg.loop.workdir, History)
+    assert state.start.labels_total == first.labels_total - first.labelled   # learning curve's 1st point
+    assert state.start.held_out.force_rmse_eV_A > 0 and state.iterations == history
     assert (cfg.loop.workdir / "learning_curve.png").stat().st_size > 1000
     # a kill after the labels were stored but before the stage markers were written
     for stage in ("label", "calibration", "fit"):
@@ -52,7 +54,7 @@ def test_loop_runs_and_resumes_without_duplicating_labels(tmp_path, lammps_insta
         run_loop(cfg, report=lambda line: None, show_progress=False)
     again = run_loop(cfg, resume=True, report=lambda line: None, show_progress=False)
     assert len([r for r in store.records() if r.status == "ok"]) == n_labels
-    assert again[0]["labelled"] == 0 and again[0]["selected"] == first["selected"]
+    assert again[0].labelled == 0 and again[0].selected == first.selected
 
 
 def test_loop_config_rejects_unknown_keys(tmp_path):
@@ -86,7 +88,7 @@ def test_elastic_constants_do_not_depend_on_the_strain_step(lammps_install):
 
 
 def test_small_starting_set_for_dft_has_only_small_cells():
-    from lammps_al.structures import starting_set
+    from lammps_al.train.structures import starting_set
 
     cells = starting_set("Al", seed=0, size="small")
     assert len(cells) >= 15 and max(len(a) for a in cells) <= 8
@@ -99,7 +101,7 @@ def test_gpaw_loop_config_loads_and_bad_start_size_is_refused(tmp_path):
     text = (ROOT / "in_files" / "al_demo_gpaw.toml").read_text().replace('start_size = "small"', 'start_size = "tiny"')
     bad = tmp_path / "bad.toml"
     bad.write_text(text.replace('input = "in_files/', f'input = "{ROOT}/in_files/'))
-    with pytest.raises(ConfigError, match="start_size must be 'standard' or 'small'"):
+    with pytest.raises(ConfigError, match=r"\[loop\].start_size must be one of 'standard', 'small', got 'tiny'"):
         load_loop_config(bad)
 
 
@@ -108,26 +110,23 @@ def test_random_selection_baseline_draws_from_everything_the_md_wrote(tmp_path, 
     selection is a seeded uniform draw capped at max_select; a stop hook ends the loop after an iteration."""
     import numpy as np
 
-    from lammps_al.store import read_jsonl
-
     path = small_loop(tmp_path, iterations=3)
     path.write_text(path.read_text().replace("[loop]\n", '[loop]\nselection = "random"\n'))
     cfg = load_loop_config(path)
     history = run_loop(cfg, report=lambda line: None, show_progress=False, stop=lambda e: True)
     assert len(history) == 1
-    written = read_jsonl(iter_dir(cfg.loop, 0) / "flagged" / "manifest.jsonl")
-    steps = sorted(e["step"] for e in written)               # every write interval, whatever the sigma
+    written = read_flagged(iter_dir(cfg.loop, 0) / "flagged")
+    steps = sorted(e.step for e in written)               # every write interval, whatever the sigma
     assert len(written) >= 300 // 20 - 1 and set(np.diff(steps)) == {20}
-    selected = [e["file"] for e in __import__("json").loads(
-        (iter_dir(cfg.loop, 0) / "select.json").read_text())["selected"]]
-    assert len(selected) == min(cfg.loop.max_select, len(written)) == history[0]["selected"]
+    selected = [e.file for e in read_marker(iter_dir(cfg.loop, 0), SelectRecord).selected]
+    assert len(selected) == min(cfg.loop.max_select, len(written)) == history[0].selected
     assert len(set(selected)) == len(selected)
 
 
 def test_diverse_selection_alternates_kinds_and_skips_near_duplicates():
     import numpy as np
 
-    from lammps_al.loop import diverse_selection
+    from lammps_al.loop.select import diverse_selection
 
     feats = np.array([[0.0, 0.0], [0.0, 0.001], [3.0, 0.0], [0.0, 5.0], [1.0, 1.0]])
     sigma = np.array([1.0, 0.99, 0.5, 0.2, 0.3])
@@ -140,7 +139,7 @@ def test_diverse_selection_alternates_kinds_and_skips_near_duplicates():
 
 
 def test_starting_set_has_small_strain_cells_in_their_own_group():
-    from lammps_al.structures import ELASTIC_GROUP, crystal_set
+    from lammps_al.train.structures import ELASTIC_GROUP, crystal_set
 
     cells = [a for a in crystal_set("Al", seed=0) if a.info.get("group") == ELASTIC_GROUP]
     assert len(cells) == 8 and all(len(a) == 4 for a in cells)
@@ -150,7 +149,7 @@ def test_starting_set_has_small_strain_cells_in_their_own_group():
 
 def test_melting_point_of_the_reference_by_coexistence(tmp_path, lammps_install):
     """Mendelev et al. (2008) report 926 K for this EAM; the 768-atom coexistence protocol lands within 20 K."""
-    from lammps_al.validate import melting_point
+    from lammps_al.validate.melting import melting_point
 
     m = melting_point(reference_pair(), tmp_path)
     run = m["attempts"][-1]
@@ -160,8 +159,9 @@ def test_melting_point_of_the_reference_by_coexistence(tmp_path, lammps_install)
 
 
 def test_melting_point_reports_a_broken_pair_setup(tmp_path, lammps_install):
-    from lammps_al.errors import LammpsAlError
-    from lammps_al.validate import PairSetup, melting_point
+    from lammps_al.core.errors import LammpsAlError
+    from lammps_al.validate.melting import melting_point
+    from lammps_al.validate.properties import PairSetup
 
     bad = PairSetup("broken", ["pair_style eam/fs", f"pair_coeff * * {tmp_path / 'missing.eam.fs'} Al"])
     with pytest.raises(LammpsAlError, match="(?s)coexistence run for broken failed.*cannot open eam/fs potential file.*missing.eam.fs"):
@@ -169,8 +169,8 @@ def test_melting_point_reports_a_broken_pair_setup(tmp_path, lammps_install):
 
 
 def test_selection_benchmark_refuses_a_folder_made_with_another_config(tmp_path):
-    from lammps_al.bench import bench_selection
-    from lammps_al.errors import LammpsAlError
+    from lammps_al.bench.selection import bench_selection
+    from lammps_al.core.errors import LammpsAlError
 
     (tmp_path / "config.toml").write_text("# another loop\n")
     with pytest.raises(LammpsAlError, match="made with another config"):
@@ -185,22 +185,39 @@ def test_a_crashing_exploration_run_is_reported_and_the_loop_goes_on(tmp_path, l
     path.write_text(text.replace("[oracle]", f'[[explore]]\nname = "broken"\ninput = "{bad}"\n\n[oracle]', 1))
     cfg = load_loop_config(path)
     history = run_loop(cfg, report=lambda line: None, show_progress=False)
-    assert history[0]["crashed"] == ["broken"] and history[0]["labelled"] >= 1      # the melt run still counts
-    explored = __import__("json").loads((iter_dir(cfg.loop, 0) / "explore.json").read_text())
-    assert "this_is_not_a_command" in explored["runs"]["broken"]["error"]
+    assert history[0].crashed == ["broken"] and history[0].labelled >= 1      # the melt run still counts
+    explored = read_marker(iter_dir(cfg.loop, 0), ExploreRecord)
+    assert "this_is_not_a_command" in explored.runs["broken"].error
+    assert explored.runs["melt"].status in ("completed", "halted")
+
+
+def _fsync_fails_for(monkeypatch, suffix: str, after: int = 0):
+    """os.fsync raises ENOSPC ("No space left on device") for files whose name ends with ``suffix``, after
+    ``after`` successful ones: the real write path, with a disk that fills up."""
+    import errno
+    import os
+
+    real, seen = os.fsync, []
+
+    def fsync(fd):
+        name = os.readlink(f"/proc/self/fd/{fd}")
+        if name.endswith(suffix):
+            seen.append(name)
+            if len(seen) > after:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
 
 
 def test_a_full_disk_while_labelling_keeps_every_label_and_resumes(tmp_path, monkeypatch):
-    """ENOSPC on the third label: a StoreError naming the file and the cause, the first two labels kept;
-    once there is room again the same call labels the rest and duplicates nothing."""
-    import errno
-
+    """ENOSPC on the third label file: a StoreError naming the file, the free space and the cause, the first two
+    labels kept; once there is room again the same call labels the rest and duplicates nothing."""
     from ase.build import bulk
 
-    import lammps_al.store as store_module
-    from lammps_al.label import label_configurations
-    from lammps_al.oracles import OracleSpec
-    from lammps_al.store import StoreError
+    from lammps_al.core.errors import StoreError
+    from lammps_al.train.label import label_configurations
+    from lammps_al.train.oracles import OracleSpec
 
     cells = []
     for i in range(4):
@@ -209,33 +226,44 @@ def test_a_full_disk_while_labelling_keeps_every_label_and_resumes(tmp_path, mon
         a.info["source"] = f"cell{i}"
         cells.append(a)
     store = LabelledStore(tmp_path / "training")
-    real, calls = store_module.atomic_write_text, []
-
-    def full_after_two(path, text):
-        calls.append(path)
-        if len(calls) > 2:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        real(path, text)
-
-    monkeypatch.setattr(store_module, "atomic_write_text", full_after_two)
-    with pytest.raises(StoreError, match=r"cannot write .*\.extxyz: No space left on device"):
-        label_configurations(cells, OracleSpec("emt"), store, group="g", workers=1, show_progress=False)
+    with monkeypatch.context() as m:
+        _fsync_fails_for(m, ".tmp", after=2)
+        with pytest.raises(StoreError, match=r"cannot write .*\.extxyz: No space left on device \(.* MB free there, "
+                                             r"this write needs .* MB\)"):
+            label_configurations(cells, OracleSpec("emt"), store, group="g", workers=1, show_progress=False)
     assert len([r for r in store.records() if r.status == "ok"]) == 2
-    monkeypatch.setattr(store_module, "atomic_write_text", real)
+    assert not list((tmp_path / "training").rglob("*.tmp"))          # nothing half-written left behind
     summary = label_configurations(cells, OracleSpec("emt"), store, group="g", workers=1, show_progress=False)
     assert (summary.labelled, summary.skipped) == (2, 2)
     assert len([r for r in store.records() if r.status == "ok"]) == 4
 
 
 def test_a_full_disk_at_a_stage_marker_says_what_to_do(tmp_path, monkeypatch):
-    import errno
+    from lammps_al.core.errors import LoopError
+    from lammps_al.core.records import SelectRecord, write_marker
 
-    import lammps_al.loop as loop_module
-    from lammps_al.errors import LammpsAlError
+    _fsync_fails_for(monkeypatch, ".tmp")
+    with pytest.raises(LoopError, match=r"(?s)cannot write .*select.json: No space left on device.*--resume"):
+        write_marker(tmp_path, SelectRecord(flagged=0, selection="uncertainty", selected=[]))
+    assert not (tmp_path / "select.json").exists()
 
-    def full(path, text):
-        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(loop_module, "atomic_write_text", full)
-    with pytest.raises(LammpsAlError, match=r"(?s)cannot write .*select.json: No space left on device.*--resume"):
-        loop_module.mark_stage(tmp_path, "select", {"selected": []})
+def test_an_iteration_s_exploration_runs_go_out_at_once_through_parsl(tmp_path, lammps_install):
+    """[executor] kind = "parsl" with Parsl's local provider: the iteration's two exploration runs (one rank
+    each) overlap in time, each as its own lmp process on a Parsl worker, and the stage record is the same
+    kind of record the local executor gives."""
+    pytest.importorskip("parsl")
+    path = small_loop(tmp_path)
+    text = path.read_text().replace("nprocs = 2\n", "nprocs = 1\nconcurrent_runs = 2\n")
+    text = text.replace("[oracle]", '[[explore]]\nname = "melt2"\nkind = "liquid"\ninput = "in_files/al_melt.in"\n'
+                        'variables = { reps = 2, steps = 300, temperature = 1500 }\n\n[executor]\nkind = "parsl"\n\n'
+                        "[oracle]", 1)
+    path.write_text(text)
+    cfg = load_loop_config(path)
+    assert cfg.fit.executor.kind == "parsl" and cfg.loop.runs_at_once == 2
+    history = run_loop(cfg, report=lambda line: None, show_progress=False)
+    explored = read_marker(iter_dir(cfg.loop, 0), ExploreRecord)
+    a, b = explored.runs["melt"], explored.runs["melt2"]
+    assert a.status != "crashed" and b.status != "crashed" and a.scoring_steps > 0 and b.scoring_steps > 0
+    assert max(a.started, b.started) < min(a.finished, b.finished), "the two runs did not overlap"
+    assert (cfg.loop.workdir / "parsl").is_dir() and history[0].labelled >= 1

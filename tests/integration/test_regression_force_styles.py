@@ -24,7 +24,7 @@ DRIVER = textwrap.dedent('''\
     from mpi4py import MPI
     import lammps
     from lammps import LMP_STYLE_GLOBAL, LMP_TYPE_VECTOR
-    from lammps_al.models.mliap import activate, load_model
+    from lammps_al.inrun.adapter import activate, load_model
     from lammps_al.models.snap import LinearSNAP
 
     case = json.load(open(sys.argv[1]))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from lammps_al import regression
+from lammps_al.validate import regression
 
 
 def test_reference_log_is_the_published_one(reference_dir):

@@ -10,15 +10,16 @@ import numpy as np
 import pytest
 from ase.build import bulk
 
-from lammps_al import runtime
-from lammps_al.config import load_config
-from lammps_al.dataset import NKTV2P
-from lammps_al.label import compute_labels, label_configurations
+from lammps_al.core import runtime
+from lammps_al.core.errors import OracleError
+from lammps_al.core.potential import load
+from lammps_al.core.units import NKTV2P
 from lammps_al.models.snap import LinearSNAP
-from lammps_al.oracles import OracleError, OracleSpec, make_calculator
-from lammps_al.potential import load
-from lammps_al.retrain import fit_potential
-from lammps_al.store import LabelledStore
+from lammps_al.train.config import load_config
+from lammps_al.train.label import compute_labels, label_configurations
+from lammps_al.train.oracles import OracleSpec, make_calculator
+from lammps_al.train.refit import fit_potential
+from lammps_al.train.store import LabelledStore
 
 HERE = Path(__file__).resolve().parent
 TA_CONFIG = HERE.parent / "data" / "ta_fitsnap.toml"
@@ -70,7 +71,6 @@ def test_failed_fit_never_overwrites(tmp_path, lammps_install):
     """A fit that fails (all weights zero) leaves an existing potential file untouched."""
     existing = tmp_path / "Ta_pot.npz"
     existing.write_bytes(b"previous potential")
-    config = load_config(TA_CONFIG, {"fit.output_dir": str(tmp_path), "groups.default": {}})
     zero = {g: {"energy_weight": 0.0, "force_weight": 0.0, "stress_weight": 0.0}
             for g in ["default", "Displaced_A15", "Displaced_BCC", "Displaced_FCC", "Elastic_BCC", "Elastic_FCC",
                       "GSF_110", "GSF_112", "Liquid", "Surface", "Volume_A15", "Volume_BCC", "Volume_FCC"]}
@@ -79,8 +79,8 @@ def test_failed_fit_never_overwrites(tmp_path, lammps_install):
     raw = tomllib.loads(TA_CONFIG.read_text())
     raw["groups"] = zero
     raw["fit"]["output_dir"] = str(tmp_path)
-    from lammps_al.config import config_from_dict
-    from lammps_al.fit import FitError
+    from lammps_al.core.errors import FitError
+    from lammps_al.train.config import config_from_dict
 
     with pytest.raises(FitError, match="zero weight"):
         fit_potential(config_from_dict(raw, TA_CONFIG), show_progress=False)
@@ -196,8 +196,9 @@ def test_quadratic_snap_on_real_dft_aluminium(tmp_path, lammps_install):
 
 
 def test_element_unknown_to_the_descriptor_is_named(lammps_install):
-    from lammps_al.dataset import DatasetError
-    from lammps_al.descriptors import SNAPSettings, SnapWorker
+    from lammps_al.core.descriptor import SNAPSettings
+    from lammps_al.core.errors import DatasetError
+    from lammps_al.train.descriptors import SnapWorker
 
     settings = SNAPSettings(elements=("Al",), twojmax=2, rcutfac=4.0, radelem=(0.5,), wj=(1.0,))
     worker = SnapWorker(settings)
@@ -213,7 +214,7 @@ def test_element_unknown_to_the_descriptor_is_named(lammps_install):
 
 
 def test_missing_potentials_directory_is_named(tmp_path, monkeypatch):
-    from lammps_al.errors import LammpsNotReadyError
+    from lammps_al.core.errors import LammpsNotReadyError
 
     monkeypatch.setenv("LAMMPS_POTENTIALS", str(tmp_path / "gone"))
     monkeypatch.setattr(runtime, "install_record", lambda: None)
@@ -226,7 +227,7 @@ def test_missing_potentials_directory_is_named(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("launch", ["launcher", "spawn"])
 def test_labelling_on_mpi4py_futures_ranks_equals_local_labels(tmp_path, lammps_install, launch):
-    """[oracle] executor = "mpi": under the mpi4py.futures launcher (mpirun -np N+1 python -m mpi4py.futures -m
+    """[executor] kind = "mpi": under the mpi4py.futures launcher (mpirun -np N+1 python -m mpi4py.futures -m
     lammps_al.cli label ...) or spawning its worker ranks itself (plain lammps-al label), each rank with its own
     LAMMPS on COMM_SELF; the same numbers as labelling here."""
     import sys
@@ -240,7 +241,7 @@ def test_labelling_on_mpi4py_futures_ranks_equals_local_labels(tmp_path, lammps_
         cells.append(a)
     write(tmp_path / "cells.extxyz", cells)
     (tmp_path / "cfg.toml").write_text('[training]\ndir = "training"\n[oracle]\nname = "eam"\nworkers = 2\n'
-                                       'executor = "mpi"\n[label]\ninputs = ["cells.extxyz"]\ngroup = "mpi"\n')
+                                       '[executor]\nkind = "mpi"\n[label]\ninputs = ["cells.extxyz"]\ngroup = "mpi"\n')
     command = [sys.executable, "-m", "lammps_al.cli", "label", "cfg.toml", "--no-progress"]
     if launch == "launcher":
         command = [str(runtime.find_mpirun()), "-np", "3", sys.executable, "-m", "mpi4py.futures", *command[1:]]
@@ -259,8 +260,11 @@ def test_labelling_on_mpi4py_futures_ranks_equals_local_labels(tmp_path, lammps_
 
 
 def test_unknown_executor_is_refused(tmp_path):
-    from lammps_al.errors import ConfigError
+    from lammps_al.core.errors import ConfigError
 
-    (tmp_path / "cfg.toml").write_text('[oracle]\nname = "eam"\nexecutor = "slurm"\n')
-    with pytest.raises(ConfigError, match="executor must be 'local'.*or 'mpi'.*got 'slurm'"):
+    (tmp_path / "cfg.toml").write_text('[executor]\nkind = "slurm"\n')
+    with pytest.raises(ConfigError, match=r"cfg.toml: \[executor\]: kind must be one of \['local', 'mpi', 'parsl'\]"):
+        load_config(tmp_path / "cfg.toml")
+    (tmp_path / "cfg.toml").write_text('[oracle]\nname = "eam"\nexecutor = "mpi"\n')
+    with pytest.raises(ConfigError, match=r"\[oracle\] executor has moved: write \[executor\] kind = 'mpi'"):
         load_config(tmp_path / "cfg.toml")

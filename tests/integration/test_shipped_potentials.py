@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from ase.build import bulk
 
-from lammps_al.descriptors import SnapWorker, design_matrix
-from lammps_al.potential import load
+from lammps_al.core.potential import load
+from lammps_al.train.descriptors import SnapWorker, design_matrix
 
 ROOT = Path(__file__).resolve().parents[2]
 POTENTIALS = ROOT / "potentials"

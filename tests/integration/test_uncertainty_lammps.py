@@ -13,9 +13,9 @@ import pytest
 from ase import Atoms
 from ase.build import bulk, fcc100
 
-from lammps_al.dataset import NKTV2P
-from lammps_al.models.calculator import SNAPCalculator
-from lammps_al.potential import load, save
+from lammps_al.core.potential import load, save
+from lammps_al.core.units import NKTV2P
+from lammps_al.train.calculator import SNAPCalculator
 
 ROOT = Path(__file__).resolve().parents[2]
 POTENTIALS = ROOT / "potentials"
@@ -172,12 +172,13 @@ def test_bad_potential_input_stops_lammps_with_a_clear_error(runner, tmp_path, n
 
     def failing(expected: str, scorer: str = "bayes"):
         proc = run_cell(runner, atoms, snippet, nprocs=nprocs, scorer=scorer, check=False)
-        assert proc.returncode != 0
+        assert proc.returncode == 2, proc.stdout[-3000:]
+        assert proc.stdout.count("ERROR (lammps_al): ") == nprocs, proc.stdout[-3000:]    # every rank says it
         assert expected in proc.stdout, proc.stdout[-3000:]
+        assert "Traceback" not in proc.stdout, proc.stdout[-3000:]
 
     (pot_dir / "Al_quadratic.npz").rename(pot_dir / "moved.npz")
-    failing("potential file")
-    failing("does not exist")
+    failing(f"potential Al_quadratic: {pot_dir / 'Al_quadratic.npz'} does not exist")
     (pot_dir / "moved.npz").rename(pot_dir / "Al_quadratic.npz")
 
     good = load(pot_dir / "Al_quadratic.npz")
@@ -189,18 +190,20 @@ def test_bad_potential_input_stops_lammps_with_a_clear_error(runner, tmp_path, n
     (pot_dir / "Al_quadratic.mliap.descriptor").write_text(desc)
     snippet_text = snippet.read_text()
     snippet.write_text(snippet_text.replace('variable lal_elements index "Al"', 'variable lal_elements index "Cu"'))
-    failing("pair_coeff names element 'Cu', but")
+    failing("lal_elements names element 'Cu', but")
+    snippet.write_text(snippet_text.replace('variable lal_elements index "Al"', 'variable lal_elements index "Al Al"'))
+    failing("the box has 1 atom type(s) but lal_elements = 'Al Al' names 2")
     snippet.write_text(snippet_text)
 
     import json
 
     with np.load(pot_dir / "Al_quadratic.npz", allow_pickle=False) as data:
         arrays = {k: np.array(data[k]) for k in data.files}
-    arrays["covariance"] = arrays["covariance"][:10, :10]
+    arrays["posterior.covariance"] = arrays["posterior.covariance"][:10, :10]
     np.savez(pot_dir / "Al_quadratic.npz", **arrays)
     failing("covariance has shape (10, 10), expected (496, 496)")
 
-    good.committee = None
+    del good.arrays["committee.samples"]
     save(good, pot_dir / "Al_quadratic.npz")
-    failing("scorer 'committee' needs committee samples", scorer="committee")
+    failing("scorer 'committee' needs ['committee.samples'] in the potential file", scorer="committee")
     assert json.loads(str(np.load(pot_dir / "Al_quadratic.npz")["metadata"]))["elements"] == ["Al"]

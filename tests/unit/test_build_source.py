@@ -9,7 +9,7 @@ import pytest
 
 from lammps_al.build import lammps as builder
 from lammps_al.build import source
-from lammps_al.errors import SourceError
+from lammps_al.core.errors import SourceError
 
 
 def make_tree(root):

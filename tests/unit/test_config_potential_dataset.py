@@ -8,12 +8,16 @@ import numpy as np
 import pytest
 from ase.build import bulk
 
-from lammps_al.config import load_config
-from lammps_al.dataset import DatasetError, config_hash, deduplicate, read_extxyz, read_fitsnap_json
-from lammps_al.descriptors import SNAPSettings, n_bispectrum
-from lammps_al.errors import ConfigError
-from lammps_al.potential import Potential, PotentialError, load, save, to_snapcoeff_string
-from lammps_al.store import LabelledStore, LabelRecord, read_jsonl
+from lammps_al.core.descriptor import SNAPSettings, n_bispectrum
+from lammps_al.core.errors import ConfigError, DatasetError, PotentialError, ScorerError
+from lammps_al.core.io import read_jsonl
+from lammps_al.core.potential import COEFFICIENTS, COVARIANCE, FORMAT, Potential, load, save
+from lammps_al.core.records import LabelRecord
+from lammps_al.models.registry import make_scorer, model_for
+from lammps_al.train.config import load_config
+from lammps_al.train.dataset import config_hash, deduplicate, read_extxyz, read_fitsnap_json
+from lammps_al.train.lammps_files import to_snapcoeff_string
+from lammps_al.train.store import LabelledStore
 
 AL = SNAPSettings(elements=("Al",), twojmax=4, rcutfac=4.1, radelem=(0.5,), wj=(1.0,))
 
@@ -31,13 +35,15 @@ def test_unknown_key_is_rejected_with_the_allowed_ones(tmp_path):
 
 
 def test_unknown_section_is_rejected(tmp_path):
-    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['fitting'\] in \[top level\]"):
+    with pytest.raises(ConfigError, match=r"unknown section\(s\) or top-level key\(s\) \['fitting'\]"):
         load_config(write(tmp_path, "[fitting]\nmodel = 'linear'\n"))
 
 
 def test_impossible_values_are_rejected(tmp_path):
-    with pytest.raises(ConfigError, match="fit.model 'cubic'"):
+    with pytest.raises(ConfigError, match="unknown model kind 'cubic': choose one of"):
         load_config(write(tmp_path, "[fit]\nmodel = 'cubic'\n"))
+    with pytest.raises(ConfigError, match=r"\[fit\].solver must be one of 'bayes', 'svd', 'ridge', got 'lsq'"):
+        load_config(write(tmp_path, "[fit]\nsolver = 'lsq'\n"))
     with pytest.raises(ConfigError, match="energy_weight must be >= 0"):
         load_config(write(tmp_path, "[groups.bulk]\nenergy_weight = -1\n"))
     with pytest.raises(ConfigError, match="need 1 radelem"):
@@ -58,7 +64,7 @@ def make_potential(model="linear"):
     rng = np.random.default_rng(0)
     coef = rng.normal(size=(1, 1 + s.n_features))
     cov = np.eye(coef.size) * 1e-4
-    return Potential(elements=("Al",), model=model, descriptor=s, coefficients=coef, covariance=cov)
+    return Potential(elements=("Al",), model=model, descriptor=s, arrays={COEFFICIENTS: coef, COVARIANCE: cov})
 
 
 @pytest.mark.parametrize("model", ["linear", "quadratic"])
@@ -66,7 +72,7 @@ def test_potential_round_trip_without_pickle(tmp_path, model):
     p = make_potential(model)
     save(p, tmp_path / "x.npz")
     with np.load(tmp_path / "x.npz", allow_pickle=False) as data:  # plain data only
-        assert set(data.files) == {"coefficients", "covariance", "metadata"}
+        assert set(data.files) == {COEFFICIENTS, COVARIANCE, "metadata"}
     q = load(tmp_path / "x.npz")
     np.testing.assert_array_equal(q.coefficients, p.coefficients)
     np.testing.assert_array_equal(q.covariance, p.covariance)
@@ -77,15 +83,57 @@ def test_malformed_and_missing_potential_files(tmp_path):
     with pytest.raises(PotentialError, match="does not exist"):
         load(tmp_path / "none.npz")
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    with pytest.raises(PotentialError, match="junk.npz is not a lammps_al potential file"):
+    with pytest.raises(PotentialError, match="junk.npz is not a readable lammps_al potential file"):
         load(tmp_path / "junk.npz")
 
 
 def test_covariance_of_wrong_shape_is_refused():
     p = make_potential()
-    with pytest.raises(PotentialError, match=r"covariance has shape \(3, 3\), expected \(15, 15\)"):
-        Potential(elements=("Al",), model="linear", descriptor=AL, coefficients=p.coefficients,
-                  covariance=np.eye(3))
+    bad = Potential(elements=("Al",), model="linear", descriptor=AL,
+                    arrays={COEFFICIENTS: p.coefficients, COVARIANCE: np.eye(3)})
+    with pytest.raises(ScorerError, match=r"covariance has shape \(3, 3\), expected \(15, 15\)"):
+        make_scorer(bad, model_for(bad), "bayes")
+
+
+def test_coefficients_of_wrong_shape_are_refused():
+    bad = Potential(elements=("Al",), model="linear", descriptor=AL, arrays={COEFFICIENTS: np.zeros((1, 7))})
+    with pytest.raises(PotentialError, match=r"linear SNAP coefficients have shape \(1, 7\), expected \(1, 15\)"):
+        model_for(bad)
+
+
+def test_version_1_files_still_load(tmp_path):
+    """A potential written before the model protocol (arrays coefficients, covariance, grade_0) loads."""
+    p = make_potential("linear")
+    meta = {**p.metadata(), "format_version": 1}
+    meta.pop("model_class")
+    np.savez(tmp_path / "v1.npz", coefficients=p.coefficients, covariance=p.arrays[COVARIANCE],
+             grade_0=np.ones((15, 3)), metadata=np.array(json.dumps(meta)))
+    q = load(tmp_path / "v1.npz")
+    np.testing.assert_array_equal(q.coefficients, p.coefficients)
+    assert set(q.arrays) == {COEFFICIENTS, COVARIANCE, "grade.projector.0"}
+
+
+def test_non_finite_coefficients_are_refused(tmp_path):
+    p = make_potential()
+    coef = p.coefficients.copy()
+    coef[0, 3] = np.nan
+    np.savez(tmp_path / "nan.npz", **{COEFFICIENTS: coef}, metadata=np.array(json.dumps(p.metadata())))
+    with pytest.raises(PotentialError, match=r"nan.npz: array 'model.coefficients' holds 1 NaN or infinite"):
+        load(tmp_path / "nan.npz")
+
+
+def test_a_damaged_potential_file_names_itself(tmp_path):
+    p = make_potential()
+    save(p, tmp_path / "x.npz")
+    data = (tmp_path / "x.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(PotentialError, match="cut.npz is not a readable lammps_al potential file.*damaged"):
+        load(tmp_path / "cut.npz")
+    meta = json.loads(json.dumps(p.metadata()))
+    meta["format"] = "something-else"
+    np.savez(tmp_path / "other.npz", metadata=np.array(json.dumps(meta)))
+    with pytest.raises(PotentialError, match=f"other.npz: metadata format is 'something-else', expected '{FORMAT}'"):
+        load(tmp_path / "other.npz")
 
 
 def test_snapcoeff_layout_has_element_header_and_all_coefficients():

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lammps_al.fit import FitError, solve
+from lammps_al.core.errors import FitError
+from lammps_al.train.solvers import solve
 
 
 def synthetic(n=400, p=8, noise=0.1, seed=0, scales=None):
@@ -94,10 +95,9 @@ def test_unknown_solver_names_the_choices():
 
 
 def test_selection_benchmark_counts_calls_at_target_and_at_matched_accuracy():
-    from lammps_al.bench import calls_to_target, matched_accuracy
+    from lammps_al.bench.selection import calls_to_target, matched_accuracy
 
-    loop = [{"labels_total": 82, "held_out": {"force_rmse_eV_A": 0.049}},
-            {"labels_total": 84, "held_out": {"force_rmse_eV_A": 0.047}}]
+    loop = [(82, 0.049), (84, 0.047)]
     assert calls_to_target(loop, 0.05) == 82 and calls_to_target(loop, 0.048) == 84
     assert calls_to_target(loop, 0.04) is None
     out = {"start_labels": 66, "arms": {"uncertainty": {"curve": [(82, 0.049), (84, 0.047)]},
@@ -105,3 +105,44 @@ def test_selection_benchmark_counts_calls_at_target_and_at_matched_accuracy():
     m = matched_accuracy(out)
     assert m["force_rmse_eV_A"] == 0.0475 and m["calls"] == {"uncertainty": 84, "random": 114}
     assert m["ratio"] == 84 / 114 and m["ratio_beyond_start"] == 18 / 48
+
+
+def test_ridge_equals_its_closed_form():
+    """Ridge penalises column-scaled coefficients: c = (A^T A + alpha diag(s^2))^-1 A^T b, s = column RMS."""
+    X, y, _ = synthetic(n=30, p=5, noise=0.5, scales=np.array([1.0, 10.0, 0.1, 3.0, 1.0]))
+    w = np.linspace(0.5, 2.0, len(y))
+    A, b = X * w[:, None], y * w
+    s = np.sqrt(np.mean(A**2, axis=0))
+    for alpha in (1e-3, 0.1, 10.0):
+        expected = np.linalg.solve(A.T @ A + alpha * np.diag(s**2), A.T @ b)
+        result = solve(X, y, w, "ridge", alpha=alpha)
+        np.testing.assert_allclose(result.coefficients, expected, rtol=1e-9)
+
+
+def test_bayes_posterior_equals_its_closed_form_also_with_more_coefficients_than_rows():
+    """Fixed alpha, beta: mean = beta Sigma A^T b and Sigma = (alpha I + beta X^T X)^-1 in column-scaled units,
+    the same closed form whether there are more rows than coefficients or fewer (p > n: the directions the
+    data do not touch keep the prior variance 1/alpha)."""
+    for n, p in ((40, 6), (5, 12)):
+        X, y, _ = synthetic(n=n, p=p, noise=0.2, seed=n)
+        alpha, beta = 0.7, 3.0
+        s = np.sqrt(np.mean(X**2, axis=0))
+        Xs = X / s
+        cov_scaled = np.linalg.inv(alpha * np.eye(p) + beta * Xs.T @ Xs)
+        mean_scaled = beta * cov_scaled @ Xs.T @ y
+        result = solve(X, y, np.ones(n), "bayes", alpha=alpha, beta=beta)
+        np.testing.assert_allclose(result.coefficients, mean_scaled / s, rtol=1e-8, atol=1e-12)
+        np.testing.assert_allclose(result.covariance, cov_scaled / np.outer(s, s), rtol=1e-8, atol=1e-14)
+
+
+def test_bayes_evidence_is_the_log_marginal_likelihood():
+    """log p(b | alpha, beta) of the Gaussian model b ~ N(0, X X^T / alpha + I / beta), computed directly."""
+    X, y, _ = synthetic(n=25, p=4, noise=0.3, seed=3)
+    alpha, beta = 0.5, 8.0
+    s = np.sqrt(np.mean(X**2, axis=0))
+    Xs = X / s
+    C = Xs @ Xs.T / alpha + np.eye(len(y)) / beta
+    sign, logdet = np.linalg.slogdet(C)
+    expected = -0.5 * (logdet + y @ np.linalg.solve(C, y) + len(y) * np.log(2 * np.pi))
+    result = solve(X, y, np.ones(len(y)), "bayes", alpha=alpha, beta=beta)
+    assert result.info["log_evidence"] == pytest.approx(expected, rel=1e-9)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lammps_al.build.info import _same_version, parse_help
-from lammps_al.logs import read_thermo
+from lammps_al.core.lammps_log import read_thermo
 
 LOG = """LAMMPS (4 Feb 2025)
 Step Temp E_pair

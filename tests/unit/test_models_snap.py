@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lammps_al.models.snap import LinearSNAP, PotentialFileError
+from lammps_al.core.errors import PotentialError as PotentialFileError
+from lammps_al.models.snap import LinearSNAP
 
 MLIAP_MODEL = """# comment
 # LAMMPS SNAP coefficients

@@ -1,0 +1,156 @@
+"""SNAP descriptor settings and the reference pair potential subtracted before fitting (plain data).
+
+Shared by both sides: inside LAMMPS (the snippets and the ML-IAP descriptor file are written from them,
+the environment cutter takes its cutoff) and offline (``compute snap`` for the design matrix).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from lammps_al.core.errors import ConfigError, DatasetError
+
+
+def n_bispectrum(twojmax: int) -> int:
+    """Number of bispectrum components LAMMPS's SNA makes for ``twojmax`` (5, 14, 30, 55 for 2, 4, 6, 8)."""
+    count = 0
+    for j1 in range(twojmax + 1):
+        for j2 in range(j1 + 1):
+            for j in range(j1 - j2, min(twojmax, j1 + j2) + 1, 2):
+                if j >= j1:
+                    count += 1
+    return count
+
+
+@dataclass(frozen=True)
+class SNAPSettings:
+    """Bispectrum settings, as in a ``.snapparam`` / ML-IAP ``descriptor sna`` file.
+
+    ``rcutfac`` and ``radelem`` (A, per element) give the pair cutoff rcutfac*(R_i + R_j); ``wj`` are the
+    per-element neighbour weights; ``quadraticflag`` makes ``compute snap`` add the products B_i*B_j.
+    """
+
+    elements: tuple[str, ...]
+    twojmax: int
+    rcutfac: float
+    radelem: tuple[float, ...]
+    wj: tuple[float, ...]
+    rfac0: float = 0.99363
+    rmin0: float = 0.0
+    bzeroflag: int = 0
+    switchflag: int = 1
+    quadraticflag: int = 0
+
+    def __post_init__(self):
+        n = len(self.elements)
+        if n == 0:
+            raise ConfigError("descriptor settings name no elements")
+        if len(set(self.elements)) != n:
+            raise ConfigError(f"descriptor settings name an element twice: {list(self.elements)}")
+        if len(self.radelem) != n or len(self.wj) != n:
+            raise ConfigError(f"descriptor settings: {n} element(s) {list(self.elements)} need {n} radelem and "
+                              f"{n} wj values, got {list(self.radelem)} and {list(self.wj)}")
+        if isinstance(self.twojmax, bool) or not isinstance(self.twojmax, int) or self.twojmax < 0:
+            raise ConfigError(f"descriptor settings: twojmax must be a non-negative integer, got {self.twojmax!r}")
+        for name in ("rcutfac", "rfac0", "rmin0"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"descriptor settings: {name} must be a number, got {value!r}")
+        if not self.rcutfac > 0:
+            raise ConfigError(f"descriptor settings: rcutfac must be > 0 A, got {self.rcutfac}")
+        if not 0 < self.rfac0 <= 1:
+            raise ConfigError(f"descriptor settings: rfac0 must be in (0, 1], got {self.rfac0}")
+        for name in ("radelem", "wj"):
+            values = getattr(self, name)
+            if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 for v in values):
+                raise ConfigError(f"descriptor settings: {name} must be positive numbers, got {list(values)}")
+        for name in ("bzeroflag", "switchflag", "quadraticflag"):
+            if getattr(self, name) not in (0, 1) or isinstance(getattr(self, name), bool):
+                raise ConfigError(f"descriptor settings: {name} must be 0 or 1, got {getattr(self, name)!r}")
+
+    @property
+    def n_descriptors(self) -> int:
+        """Linear bispectrum components per atom."""
+        return n_bispectrum(self.twojmax)
+
+    @property
+    def n_features(self) -> int:
+        """Columns per element in compute snap's output: linear, plus quadratic products when enabled."""
+        d = self.n_descriptors
+        return d + d * (d + 1) // 2 if self.quadraticflag else d
+
+    @property
+    def cutoff(self) -> float:
+        """The largest pair cutoff, A."""
+        return 2.0 * self.rcutfac * max(self.radelem)
+
+    def with_quadratic(self, flag: bool) -> "SNAPSettings":
+        return SNAPSettings.from_dict({**self.to_dict(), "quadraticflag": int(flag)})
+
+    def type_of(self, symbol: str) -> int:
+        try:
+            return self.elements.index(symbol) + 1
+        except ValueError:
+            raise DatasetError(f"element {symbol!r} is not in the descriptor settings' elements "
+                               f"{list(self.elements)}") from None
+
+    def compute_command(self, name: str = "snap", extra: str = "bikflag 1") -> str:
+        radii = " ".join(f"{r:.10g}" for r in self.radelem)
+        weights = " ".join(f"{w:.10g}" for w in self.wj)
+        return (f"compute {name} all snap {self.rcutfac:.10g} {self.rfac0:.10g} {self.twojmax} {radii} {weights} "
+                f"rmin0 {self.rmin0:.10g} bzeroflag {self.bzeroflag} quadraticflag {self.quadraticflag} "
+                f"switchflag {self.switchflag} {extra}").strip()
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["elements"], d["radelem"], d["wj"] = list(self.elements), list(self.radelem), list(self.wj)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SNAPSettings":
+        if not isinstance(d, dict):
+            raise ConfigError(f"descriptor settings must be a table, got {d!r:.60}")
+        allowed = set(cls.__dataclass_fields__)
+        unknown = set(d) - allowed
+        if unknown:
+            raise ConfigError(f"unknown descriptor setting(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+        missing = sorted({"elements", "twojmax", "rcutfac", "radelem", "wj"} - set(d))
+        if missing:
+            raise ConfigError(f"descriptor settings lack {', '.join(missing)}")
+        d = dict(d)
+        for key in ("elements", "radelem", "wj"):
+            if isinstance(d[key], (str, int, float)):
+                raise ConfigError(f"descriptor settings: {key} must be a list (one entry per element), got "
+                                  f"{d[key]!r}")
+            d[key] = tuple(d[key])
+        if any(not isinstance(e, str) for e in d["elements"]):
+            raise ConfigError(f"descriptor settings: elements must be chemical symbols, got {list(d['elements'])}")
+        for key in ("rcutfac", "rfac0", "rmin0"):
+            if isinstance(d.get(key), int) and not isinstance(d.get(key), bool):
+                d[key] = float(d[key])
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class ReferencePotential:
+    """A pair potential whose energy, forces and stress are subtracted before fitting (e.g. ZBL)."""
+
+    pair_style: str = ""
+    pair_coeff: tuple[str, ...] = ()
+
+    def commands(self, settings: SNAPSettings) -> list[str]:
+        if not self.pair_style:
+            return [f"pair_style zero {settings.cutoff + 0.5:.6g}", "pair_coeff * *"]
+        return [f"pair_style {self.pair_style}"] + [f"pair_coeff {c}" for c in self.pair_coeff]
+
+    @property
+    def active(self) -> bool:
+        return bool(self.pair_style) and not self.pair_style.startswith("zero")
+
+    def to_dict(self) -> dict:
+        return {"pair_style": self.pair_style, "pair_coeff": list(self.pair_coeff)}
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "ReferencePotential":
+        d = d or {}
+        return cls(str(d.get("pair_style", "")), tuple(d.get("pair_coeff", ())))

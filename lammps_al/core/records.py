@@ -1,0 +1,483 @@
+"""Every record that crosses a stage boundary, with its writer and its reader side by side.
+
+What the uncertainty fix writes while LAMMPS runs (read by the loop, ``lammps-al flagged`` and the
+benchmarks):
+
+- :class:`FlaggedEntry`: one line of ``OUTDIR/manifest.jsonl`` per flagged file;
+- :class:`RunLogRow`: one line of ``OUTDIR/runs/RUN_ID.csv`` per scoring step;
+- :class:`RunStatus`: ``OUTDIR/runs/RUN_ID.json``, "started" or "halted" (and why);
+
+what a fit stores for the fix's thresholds: :class:`ScoreStats` (training-set percentiles of a scorer, in
+the potential's ``extra["training_scores"]``); the labelled store's manifest line, :class:`LabelRecord`; and
+the loop's stage markers (``iter_NNN/STAGE.json``, written atomically when a stage ends, read by ``--resume``)
+with the history of a loop. Nothing else reads or writes these files.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import numpy as np
+
+from lammps_al.core.errors import LoopError, StoreError
+from lammps_al.core.io import append_jsonl, atomic_write_text, disk_error, json_default, read_jsonl
+from lammps_al.core.schema import SchemaError, from_mapping, to_mapping
+
+# ---- the fix's output folder ------------------------------------------------------------------------
+
+FLAGGED_MANIFEST = "manifest.jsonl"
+RUNS_FOLDER = "runs"
+
+
+@dataclass(frozen=True)
+class FlaggedEntry:
+    """A configuration (or a local environment cut from one) that the fix wrote.
+
+    ``file`` is relative to the fix's output folder; ``max_sigma`` is the global max per-atom score at that
+    step (units of the scorer); ``seconds`` what gathering and writing it cost on rank 0.
+    """
+
+    file: str
+    kind: Literal["configuration", "local_environment"]
+    natoms: int
+    step: int
+    run_id: str
+    max_sigma: float
+    time_ps: float = 0.0
+    source_natoms: int = 0
+    temperature_K: float = 0.0
+    scorer: str = ""
+    flag_threshold: float = 0.0
+    halt_threshold: float = 0.0
+    potential_hash: str = ""
+    nranks: int = 1
+    input_script: str = ""
+    halt: bool = False
+    n_flagged: int = 0
+    max_sigma_id: int | None = None
+    center_id: int | None = None
+    cutoff: float | None = None
+    buffer_width: float | None = None
+    seconds: float = 0.0
+
+
+def append_flagged(outdir: Path, entry: FlaggedEntry) -> None:
+    append_jsonl(Path(outdir) / FLAGGED_MANIFEST, to_mapping(entry))
+
+
+def read_flagged(outdir: Path, existing_only: bool = False) -> list[FlaggedEntry]:
+    """The fix's manifest in ``outdir`` ([] if none); ``existing_only`` drops entries whose file is gone."""
+    outdir = Path(outdir)
+    path = outdir / FLAGGED_MANIFEST
+    out = []
+    for i, raw in enumerate(read_jsonl(path)):
+        raw = dict(raw)
+        for legacy in ("write_seconds", "cut_seconds"):   # manifests written before these records existed
+            if legacy in raw:
+                raw.setdefault("seconds", raw.pop(legacy))
+        try:
+            entry = from_mapping(FlaggedEntry, raw, f"{path} line {i + 1}", unknown="ignore")
+        except SchemaError as exc:
+            raise StoreError(f"{exc} (a flagged-configuration manifest written by the lammps_al fix)") from None
+        if not existing_only or (outdir / entry.file).is_file():
+            out.append(entry)
+    return out
+
+
+RUN_LOG_COLUMNS = ("step", "time_ps", "temp_K", "max_sigma", "mean_sigma", "n_above_flag", "natoms", "action",
+                   "fix_ms")
+
+
+@dataclass(frozen=True)
+class RunLogRow:
+    """One scoring step of a run: global max and mean per-atom score, atoms at or above the flag threshold,
+    what the fix did (none, flag, write, halt) and its own time on rank 0 (ms)."""
+
+    step: int
+    time_ps: float
+    temp_K: float
+    max_sigma: float
+    mean_sigma: float
+    n_above_flag: int
+    natoms: int
+    action: Literal["none", "flag", "write", "halt"]
+    fix_ms: float = 0.0
+
+
+def run_log_path(outdir: Path, run_id: str) -> Path:
+    return Path(outdir) / RUNS_FOLDER / f"{run_id}.csv"
+
+
+def append_run_log(path: Path, row: RunLogRow) -> None:
+    """Append a row (the header first when the file is new)."""
+    path = Path(path)
+    line = ",".join(_csv_value(getattr(row, c)) for c in RUN_LOG_COLUMNS) + "\n"
+    try:
+        new = not path.exists()
+        with open(path, "a") as fh:
+            if new:
+                fh.write(",".join(RUN_LOG_COLUMNS) + "\n")
+            fh.write(line)
+    except OSError as exc:
+        raise disk_error(path, exc, len(line)) from exc
+
+
+def _csv_value(v) -> str:
+    return f"{v:.10g}" if isinstance(v, float) else str(v)
+
+
+def read_run_log(path: Path) -> list[RunLogRow]:
+    """The rows of a run log ([] if it does not exist); a torn last line is skipped."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    text = path.read_text(errors="replace")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    out = []
+    for i, r in enumerate(rows):
+        try:
+            out.append(RunLogRow(step=int(r["step"]), time_ps=float(r["time_ps"]), temp_K=float(r["temp_K"]),
+                                 max_sigma=float(r["max_sigma"]), mean_sigma=float(r["mean_sigma"]),
+                                 n_above_flag=int(r["n_above_flag"]), natoms=int(r["natoms"]),
+                                 action=r["action"], fix_ms=float(r.get("fix_ms") or 0.0)))
+        except (KeyError, TypeError, ValueError) as exc:
+            if i == len(rows) - 1:
+                continue
+            raise StoreError(f"{path}: row {i + 2} is malformed ({exc}); expected columns "
+                             f"{','.join(RUN_LOG_COLUMNS)}") from None
+    return out
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """A run's state as the fix saw it: "started", or "halted" with ``reason``, ``step`` and ``max_sigma``.
+
+    Whether a run that did not halt completed or crashed is told by its exit code (the fix sees no end of
+    run); :class:`ExploreRunResult` combines the two."""
+
+    run_id: str
+    status: Literal["started", "halted"]
+    reason: str = ""
+    step: int | None = None
+    max_sigma: float | None = None
+    input_script: str = ""
+    nranks: int = 1
+    potential_hash: str = ""
+    settings: dict = field(default_factory=dict)
+    host: str = ""
+    updated: str = ""
+
+
+def run_status_path(outdir: Path, run_id: str) -> Path:
+    return Path(outdir) / RUNS_FOLDER / f"{run_id}.json"
+
+
+def write_run_status(outdir: Path, status: RunStatus) -> None:
+    atomic_write_text(run_status_path(outdir, status.run_id),
+                      json.dumps(to_mapping(status), indent=2, default=json_default))
+
+
+def read_run_status(path: Path) -> RunStatus | None:
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        return from_mapping(RunStatus, json.loads(path.read_text()), str(path), unknown="ignore")
+    except (SchemaError, json.JSONDecodeError) as exc:
+        raise StoreError(f"{path} is not a run status written by the lammps_al fix: {exc}") from None
+
+
+def read_run_statuses(outdir: Path) -> list[RunStatus]:
+    return [s for p in sorted((Path(outdir) / RUNS_FOLDER).glob("*.json")) if (s := read_run_status(p))]
+
+
+# ---- what a fit stores for the fix's thresholds -------------------------------------------------------
+
+PERCENTILES = (50, 90, 95, 99, 99.9)
+
+
+@dataclass(frozen=True)
+class ScoreStats:
+    """Distribution of one scorer's per-atom values over the training atoms (units of the scorer)."""
+
+    count: int
+    mean: float
+    p50: float
+    p90: float
+    p95: float
+    p99: float
+    p99_9: float
+    max: float
+
+    @classmethod
+    def from_values(cls, values) -> "ScoreStats":
+        v = np.asarray(values, dtype=float)
+        p = np.percentile(v, PERCENTILES)
+        return cls(int(v.size), float(v.mean()), *map(float, p), float(v.max()))
+
+    def to_dict(self) -> dict:
+        d = to_mapping(self)
+        d["p99.9"] = d.pop("p99_9")
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str) -> "ScoreStats":
+        d = dict(d)
+        if "p99.9" in d:
+            d["p99_9"] = d.pop("p99.9")
+        return from_mapping(cls, d, where, unknown="ignore")
+
+
+TRAINING_SCORES = "training_scores"
+
+
+def write_training_scores(potential, stats: dict[str, ScoreStats]) -> None:
+    """Store each scorer's training-set statistics in the potential (saved with it)."""
+    potential.extra[TRAINING_SCORES] = {name: s.to_dict() for name, s in stats.items()}
+
+
+def read_training_scores(potential, scorer: str) -> ScoreStats | None:
+    raw = potential.extra.get(TRAINING_SCORES, {}).get(scorer)
+    if raw is None:
+        return None
+    try:
+        return ScoreStats.from_dict(raw, f"training_scores.{scorer}")
+    except SchemaError as exc:
+        from lammps_al.core.errors import PotentialError
+
+        raise PotentialError(f"the potential's training-score statistics are malformed: {exc}") from None
+
+
+# ---- the labelled store -------------------------------------------------------------------------------
+
+@dataclass
+class LabelRecord:
+    """One line of a labelled store's manifest: a configuration (by structure hash) labelled by an oracle
+    (by settings hash), or the failure to label it."""
+
+    hash: str
+    oracle: str
+    oracle_hash: str
+    status: Literal["ok", "failed"]
+    group: str
+    file: str | None = None
+    natoms: int = 0
+    error: str | None = None
+    source: str | None = None
+    seconds: float | None = None
+
+
+def append_label_record(manifest: Path, record: LabelRecord) -> None:
+    append_jsonl(manifest, to_mapping(record))
+
+
+def read_label_records(manifest: Path) -> list[LabelRecord]:
+    out = []
+    for i, raw in enumerate(read_jsonl(manifest)):
+        try:
+            out.append(from_mapping(LabelRecord, raw, f"{manifest} line {i + 1}", unknown="ignore"))
+        except SchemaError as exc:
+            raise StoreError(f"{exc} (a labelled-store manifest)") from None
+    return out
+
+
+# ---- the loop's stage markers ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StartRecord:
+    """Iteration 0's starting set: structures made, labelled now, failed; by structure kind."""
+
+    STAGE: ClassVar[str] = "start"
+    structures: int
+    labelled: int
+    failed: int
+    seconds: float
+    kinds: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExploreRunResult:
+    """One exploration run as the loop saw it: its exit code and the fix's records together."""
+
+    name: str
+    kind: str
+    status: Literal["completed", "halted", "crashed"]
+    seconds: float
+    seed: int
+    returncode: int = 0
+    scoring_steps: int = 0
+    flagged: bool = False
+    mean_max_sigma: float | None = None
+    max_sigma: list[float] = field(default_factory=list)
+    temperature: list[float] = field(default_factory=list)
+    halt_reason: str = ""
+    error: str = ""
+    log: str = ""
+    started: float = 0.0            # wall-clock time (epoch seconds) the run started and finished
+    finished: float = 0.0
+    host: str = ""
+
+
+@dataclass(frozen=True)
+class ExploreRecord:
+    STAGE: ClassVar[str] = "explore"
+    runs: dict[str, ExploreRunResult]
+    trajectory_sigma: float | None
+    flag_fraction: float
+    crashed: list[str]
+    halted: list[str]
+    seconds: float
+
+
+@dataclass(frozen=True)
+class SelectedItem:
+    file: str
+    run_id: str
+    kind: str
+    max_sigma: float
+
+
+@dataclass(frozen=True)
+class SelectRecord:
+    STAGE: ClassVar[str] = "select"
+    flagged: int
+    selection: str
+    selected: list[SelectedItem]
+
+
+@dataclass(frozen=True)
+class LabelFailure:
+    source: str
+    error: str
+
+
+@dataclass(frozen=True)
+class LabelStageRecord:
+    STAGE: ClassVar[str] = "label"
+    labelled: int
+    skipped: int
+    failed: list[LabelFailure]
+    seconds: float
+
+
+@dataclass(frozen=True)
+class CalibrationRecord:
+    """Predicted energy sigma per atom of the newly labelled configurations (from the potential that flagged
+    them) against their actual error: RMS error / RMS sigma (``scale``) and the Spearman correlation."""
+
+    STAGE: ClassVar[str] = "calibration"
+    n: int
+    spearman: float | None = None
+    scale: float | None = None
+    sigma: list[float] = field(default_factory=list)
+    energy_error_per_atom: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FitRecord:
+    STAGE: ClassVar[str] = "fit"
+    potential: str
+    n_configurations: int
+    train: dict
+    test: dict
+    seconds: float
+
+
+@dataclass(frozen=True)
+class HeldOutRecord:
+    """Errors of a potential on the held-out reference set (``skipped`` says why there are none)."""
+
+    STAGE: ClassVar[str] = "held_out"
+    snapshots: int = 0
+    energy_rmse_eV_atom: float | None = None
+    force_rmse_eV_A: float | None = None
+    spearman_sigma_vs_force_error: float | None = None
+    skipped: str = ""
+    sigma: list[float] = field(default_factory=list)
+    force_rmse_per_snapshot: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class HeldOutSummary:
+    energy_rmse_eV_atom: float | None = None
+    force_rmse_eV_A: float | None = None
+    spearman_sigma_vs_force_error: float | None = None
+
+    @classmethod
+    def of(cls, record: HeldOutRecord) -> "HeldOutSummary":
+        return cls(record.energy_rmse_eV_atom, record.force_rmse_eV_A, record.spearman_sigma_vs_force_error)
+
+
+@dataclass(frozen=True)
+class LearningPoint:
+    labels_total: int
+    held_out: HeldOutSummary
+
+
+@dataclass(frozen=True)
+class IterationSummary:
+    iteration: int
+    trajectory_sigma: float | None
+    flag_fraction: float
+    flagged: int
+    selected: int
+    labelled: int
+    labels_total: int
+    held_out: HeldOutSummary
+    calibration_n: int = 0
+    calibration_spearman: float | None = None
+    calibration_scale: float | None = None
+    test: dict = field(default_factory=dict)
+    train: dict = field(default_factory=dict)
+    crashed: list[str] = field(default_factory=list)
+    halted: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class History:
+    """``WORKDIR/history.json``: the learning curve's first point, one summary per iteration, the result."""
+
+    STAGE: ClassVar[str] = "history"
+    start: LearningPoint | None = None
+    iterations: list[IterationSummary] = field(default_factory=list)
+    final_potential: str = ""
+    converged: bool = False
+
+
+def marker_path(directory: Path, cls) -> Path:
+    return Path(directory) / f"{cls.STAGE}.json"
+
+
+def write_marker(directory: Path, record):
+    """Write ``record`` as ``directory/STAGE.json`` atomically and return it. A failure says that every label
+    so far is kept and how to continue."""
+    path = marker_path(directory, type(record))
+    try:
+        atomic_write_text(path, json.dumps(to_mapping(record), indent=2, default=json_default) + "\n")
+    except StoreError as exc:
+        raise LoopError(f"{exc}. Every label so far is kept; free space (or fix the folder) and continue with "
+                        f"lammps-al loop CONFIG --resume") from exc
+    return record
+
+
+def read_marker(directory: Path, cls):
+    """The record of stage ``cls.STAGE`` in ``directory``, or None when that stage has not finished."""
+    path = marker_path(directory, cls)
+    if not path.is_file():
+        return None
+    try:
+        return from_mapping(cls, json.loads(path.read_text()), str(path), unknown="ignore")
+    except (SchemaError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise LoopError(f"{path} is not a {cls.STAGE} stage marker ({exc}); remove it to run that stage again "
+                        f"with --resume") from None
+
+
+def replace(record, **changes):
+    return dataclasses.replace(record, **changes)

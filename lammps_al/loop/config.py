@@ -1,0 +1,155 @@
+"""The loop's TOML config: ``[loop]`` and ``[[explore]]`` on top of the fit's sections, through the same
+machinery (frozen dataclasses, types checked and coerced, unknown keys named).
+
+The loop keeps its labels in ``WORKDIR/training`` and names its potentials ``[loop] potential_name``, so a
+loop config must not set ``[training] dir`` or ``[fit] name`` (an error says so, nothing is overridden
+silently). Exploration inputs are found relative to the config file first, then in lammps_al's shipped
+``in_files`` (:mod:`lammps_al.core.resources`). A relative ``[loop] workdir`` is taken relative to the config
+file, except for the configs shipped with lammps_al (package data, no place to write): theirs is relative
+to the folder the command runs in. ``lammps-al loop --workdir DIR`` sets it explicitly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from lammps_al.core.config import read_toml, resolve, section
+from lammps_al.core.errors import ConfigError
+from lammps_al.core.resources import find_file
+from lammps_al.train.config import Config, config_from_dict
+
+
+@dataclass(frozen=True)
+class ExploreRun:
+    """One exploration input: a LAMMPS script with the potential and the fix, its ``-var`` values."""
+
+    name: str
+    input: Path
+    variables: dict = field(default_factory=dict)
+    kind: str = ""
+
+    def __post_init__(self):
+        if not self.name or "/" in self.name or self.name.startswith("."):
+            raise ConfigError(f"name must be a plain file name, got {self.name!r}")
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    workdir: Path = Path("runs/loop")
+    iterations: int = 5
+    nprocs: int = 2
+    concurrent_runs: int = 0                 # exploration runs at once; 0: as many as the cores allow
+    max_select: int = 12
+    sigma_target: float = 0.02
+    converged_iterations: int = 2
+    flag_rate: float = 0.25
+    seed: int = 0
+    model_snippet: Literal["mliappy", "snap"] = "mliappy"
+    potential_name: str = "Al"
+    start_size: Literal["standard", "small"] = "standard"
+    lammps_variables: dict = field(default_factory=dict)   # -var NAME VALUE for every exploration run
+    selection: Literal["uncertainty", "random"] = "uncertainty"
+    run_timeout: float = 7200.0              # s; an exploration run past it is stopped and reported
+    explore: tuple[ExploreRun, ...] = ()
+
+    def __post_init__(self):
+        for name in ("iterations", "nprocs", "max_select", "converged_iterations"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.concurrent_runs < 0:
+            raise ConfigError(f"concurrent_runs must be >= 0 (0: as many as the cores allow), got "
+                             f"{self.concurrent_runs}")
+        if not self.sigma_target > 0:
+            raise ConfigError(f"sigma_target must be > 0, got {self.sigma_target}")
+        if not 0 <= self.flag_rate <= 1:
+            raise ConfigError(f"flag_rate must be in [0, 1], got {self.flag_rate}")
+        if not self.run_timeout > 0:
+            raise ConfigError(f"run_timeout must be > 0 s, got {self.run_timeout}")
+        if not self.potential_name or "/" in self.potential_name:
+            raise ConfigError(f"potential_name must be a file stem, got {self.potential_name!r}")
+
+    @property
+    def runs_at_once(self) -> int:
+        return self.concurrent_runs or max(1, (os.cpu_count() or 1) // self.nprocs)
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    loop: LoopSettings
+    fit: Config            # oracle, executor, descriptor, fit, groups (the same sections as lammps-al fit)
+    source: Path
+
+
+def iter_dir(settings: LoopSettings, k: int) -> Path:
+    return settings.workdir / f"iter_{k:03d}"
+
+
+def potential_path(settings: LoopSettings, k: int) -> Path:
+    """Iteration k's potential (made by the fit that ended iteration k-1, or by the first fit)."""
+    return iter_dir(settings, k) / "potential" / f"{settings.potential_name}.npz"
+
+
+def is_shipped(path: Path) -> bool:
+    """Whether ``path`` is one of lammps_al's shipped files (package data)."""
+    from lammps_al.core.resources import shipped_dir
+
+    try:
+        return Path(path).resolve().parent == shipped_dir("in_files").resolve()
+    except ConfigError:
+        return False
+
+
+def load_loop_config(path: Path, workdir: Path | None = None) -> LoopConfig:
+    """The loop config at ``path``; ``workdir`` (absolute or relative to the current folder) replaces
+    ``[loop] workdir``."""
+    path = Path(path)
+    raw = read_toml(path)
+    src = str(path)
+    base = path.parent.resolve()
+    loop_raw = raw.pop("loop", {}) or {}
+    explore_raw = raw.pop("explore", [])
+    if not isinstance(explore_raw, list) or not explore_raw:
+        raise ConfigError(f"{src}: no [[explore]] runs; add at least one ([[explore]] name, input, variables, kind)")
+    runs = []
+    for i, r in enumerate(explore_raw):
+        run = section(ExploreRun, r, f"[explore][{i}]", src)
+        run = dataclasses.replace(run, input=find_file(run.input, "in_files", base,
+                                                       what=f"{src}: [[explore]] {run.name}: input"),
+                                  kind=run.kind or run.name)
+        runs.append(run)
+    names = [r.name for r in runs]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{src}: [[explore]] names must differ (they name the runs' files), got {names}")
+    settings = section(LoopSettings, loop_raw, "loop", src, explore=tuple(runs))
+    if workdir is not None:
+        settings = dataclasses.replace(settings, workdir=Path(workdir).expanduser().resolve())
+    else:
+        settings = dataclasses.replace(settings, workdir=resolve(settings.workdir,
+                                                                 Path.cwd() if is_shipped(path) else base))
+    if "dir" in (raw.get("training") or {}):
+        raise ConfigError(f"{src}: [training] dir is set by the loop (WORKDIR/training = "
+                          f"{settings.workdir / 'training'}); remove it (extra data goes in [training] sources)")
+    if "name" in (raw.get("fit") or {}):
+        raise ConfigError(f"{src}: [fit] name is set by [loop] potential_name ({settings.potential_name!r}); "
+                          f"remove it")
+    fit = config_from_dict(raw, path)
+    if fit.descriptor is None:
+        raise ConfigError(f"{src} needs a [descriptor] section for the fits")
+    fit = dataclasses.replace(fit, training=dataclasses.replace(fit.training, dir=settings.workdir / "training"),
+                              fit=dataclasses.replace(fit.fit, name=settings.potential_name))
+    _check_workdir(settings.workdir, src)
+    return LoopConfig(settings, fit, path)
+
+
+def _check_workdir(workdir: Path, src: str) -> None:
+    """The workdir (or its nearest existing parent) must be a writable folder."""
+    p = workdir
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    if not p.is_dir() or not os.access(p, os.W_OK | os.X_OK):
+        raise ConfigError(f"{src}: [loop] workdir {workdir} cannot be created ({p} is not a writable folder); "
+                          f"choose another workdir")

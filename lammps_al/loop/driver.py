@@ -1,0 +1,102 @@
+"""The active-learning loop: explore with MD, select what the fix flagged, label it, refit; until converged.
+
+State lives on disk, one folder per iteration::
+
+    WORKDIR/training/                 labelled store (manifest.jsonl; labels are never duplicated)
+    WORKDIR/iter_000/start.json       the starting set (iteration 0 only)
+    WORKDIR/iter_000/potential/       the potential this iteration explores with
+    WORKDIR/iter_000/explore/NAME/    each exploration run's folder and LAMMPS log
+    WORKDIR/iter_000/flagged/         what the fix wrote (manifest.jsonl, runs/*.csv, runs/*.json)
+    WORKDIR/iter_000/STAGE.json       each stage's record, written atomically when it ends
+    WORKDIR/history.json              the learning curve and one summary per iteration
+
+``--resume`` skips every stage whose record exists (:mod:`lammps_al.loop.stages`); labelling skips labels
+already in the store, so a kill at any moment loses nothing and duplicates nothing. Convergence: the
+trajectory-averaged max per-atom sigma of the exploration runs stays below ``sigma_target`` for
+``converged_iterations`` iterations and the fraction of runs that flag anything is at most ``flag_rate``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from lammps_al.core.errors import LoopError
+from lammps_al.core.records import (CalibrationRecord, ExploreRecord, FitRecord, HeldOutRecord, HeldOutSummary, History,
+                                    IterationSummary, LabelStageRecord, LearningPoint, SelectRecord, StartRecord,
+                                    write_marker)
+from lammps_al.loop import calibrate, explore, fit, label, select, start
+from lammps_al.loop.config import LoopConfig, LoopSettings, iter_dir, potential_path
+from lammps_al.loop.report import summary_lines, write_plots
+from lammps_al.loop.stages import run_stage
+
+log = logging.getLogger(__name__)
+
+
+def converged(history: list[IterationSummary], settings: LoopSettings) -> bool:
+    tail = history[-settings.converged_iterations:]
+    return (len(tail) == settings.converged_iterations and all(
+        h.trajectory_sigma is not None and h.trajectory_sigma < settings.sigma_target
+        and h.flag_fraction <= settings.flag_rate for h in tail))
+
+
+def start_stage(cfg: LoopConfig, show_progress: bool = True) -> tuple[StartRecord, LearningPoint]:
+    """Iteration 0: the starting set labelled, the first fit and its held-out errors. Returns the start
+    record and the learning curve's first point."""
+    d0 = iter_dir(cfg.loop, 0)
+    started = run_stage(d0, StartRecord, lambda: start.build_start(cfg, show_progress))
+    first = run_stage(d0, FitRecord, lambda: fit.fit(cfg, 0, show_progress))
+    held = run_stage(d0, HeldOutRecord, lambda: fit.held_out(cfg, 0))
+    return started, LearningPoint(labels_total=first.n_configurations, held_out=HeldOutSummary.of(held))
+
+
+def iteration(cfg: LoopConfig, k: int, show_progress: bool = True) -> IterationSummary:
+    """Explore, select, label, calibrate with iteration k's potential; fit iteration k+1's."""
+    d, nxt = iter_dir(cfg.loop, k), iter_dir(cfg.loop, k + 1)
+    explored = run_stage(d, ExploreRecord, lambda: explore.explore(cfg, k, show_progress))
+    selected = run_stage(d, SelectRecord, lambda: select.select(cfg, k))
+    labelled = run_stage(d, LabelStageRecord, lambda: label.label(cfg, k, selected, show_progress))
+    calib = run_stage(d, CalibrationRecord, lambda: calibrate.calibrate(cfg, k))
+    fitted = run_stage(nxt, FitRecord, lambda: fit.fit(cfg, k + 1, show_progress))
+    held = run_stage(nxt, HeldOutRecord, lambda: fit.held_out(cfg, k + 1))
+    return IterationSummary(
+        iteration=k, trajectory_sigma=explored.trajectory_sigma, flag_fraction=explored.flag_fraction,
+        flagged=selected.flagged, selected=len(selected.selected), labelled=labelled.labelled,
+        labels_total=fitted.n_configurations, held_out=HeldOutSummary.of(held), calibration_n=calib.n,
+        calibration_spearman=calib.spearman, calibration_scale=calib.scale, test=fitted.test, train=fitted.train,
+        crashed=explored.crashed, halted=explored.halted,
+        seconds={"explore": explored.seconds, "label": labelled.seconds, "fit": fitted.seconds})
+
+
+def run_loop(cfg: LoopConfig, resume: bool = False, show_progress: bool = True, report: Callable = log.info,
+             stop: Callable[[IterationSummary], bool] | None = None) -> list[IterationSummary]:
+    """The loop; ``stop(summary)`` returning True ends it after that iteration (benchmarks stop at a target)."""
+    s = cfg.loop
+    if s.workdir.exists() and any(s.workdir.iterdir()) and not resume:
+        raise LoopError(f"{s.workdir} already holds a loop: continue it with --resume, or choose another "
+                        f"[loop] workdir")
+    try:
+        s.workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LoopError(f"cannot create the loop's workdir {s.workdir}: {exc.strerror}") from None
+    history: list[IterationSummary] = []
+    started, first_point = start_stage(cfg, show_progress)
+    report(f"starting set: {started.structures} structures, {started.labelled} labelled now")
+    for k in range(s.iterations):
+        entry = iteration(cfg, k, show_progress)
+        history.append(entry)
+        write_marker(s.workdir, History(start=first_point, iterations=history))
+        for line in summary_lines(entry, s.sigma_target):
+            report(line)
+        if stop is not None and stop(entry):
+            break
+        if converged(history, s):
+            report(f"converged after iteration {k}: trajectory-averaged sigma below {s.sigma_target} and flag "
+                   f"fraction <= {s.flag_rate} for {s.converged_iterations} iterations")
+            break
+    write_marker(s.workdir, History(start=first_point, iterations=history,
+                                    final_potential=str(potential_path(s, len(history))),
+                                    converged=converged(history, s)))
+    for path in write_plots(s.workdir):
+        report(f"plot: {path}")
+    return history

@@ -1,0 +1,83 @@
+"""Selection: which flagged configurations the oracle labels.
+
+``selection = "uncertainty"`` (the method): structure kinds take turns, and within a kind the next pick
+maximises its sigma times its distance in descriptor space (the bispectrum of its most uncertain atom) to
+everything already picked: uncertain and different. ``"random"`` (the baseline of ``lammps-al bench
+selection``): uniformly at random, seeded, from everything the exploration wrote.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from lammps_al.core.potential import load
+from lammps_al.core.records import SelectedItem, SelectRecord, read_flagged
+from lammps_al.loop.config import LoopConfig, iter_dir, potential_path
+from lammps_al.train.descriptors import SnapWorker
+
+
+def candidate_features(potential_file: Path, files: list[Path]) -> np.ndarray:
+    """Per candidate configuration, the bispectrum of its most uncertain atom (the environment that made
+    the fix flag it), computed with the potential's descriptor settings; columns scaled to unit spread."""
+    from ase.io import read
+
+    potential = load(potential_file)
+    nd = potential.descriptor.n_descriptors
+    worker = SnapWorker(potential.descriptor.with_quadratic(False), potential.reference)
+    rows = []
+    try:
+        for f in files:
+            atoms = read(f)
+            block = worker.compute(atoms)
+            sigma = atoms.arrays.get("per_atom_sigma")
+            i = int(np.argmax(sigma)) if sigma is not None else 0
+            rows.append(block.per_atom[i, :nd])
+    finally:
+        worker.close()
+    X = np.array(rows, dtype=float)
+    spread = X.std(axis=0)
+    return X / np.where(spread > 0, spread, 1.0)
+
+
+def diverse_selection(sigma: np.ndarray, features: np.ndarray, kinds: list[str], cap: int) -> list[int]:
+    """Greedy: kinds take turns; within a kind the next pick maximises sigma times the descriptor-space distance
+    to everything picked so far (the most uncertain first)."""
+    sigma = np.asarray(sigma, dtype=float)
+    chosen: list[int] = []
+    min_dist = np.full(len(sigma), np.inf)
+    order = sorted(set(kinds))
+    left = {kind: [i for i, k in enumerate(kinds) if k == kind] for kind in order}
+    while len(chosen) < cap and any(left.values()):
+        for kind in order:
+            if not left[kind] or len(chosen) >= cap:
+                continue
+            cand = left[kind]
+            score = sigma[cand] * (min_dist[cand] if chosen else 1.0)
+            pick = cand[int(np.argmax(score))]
+            chosen.append(pick)
+            cand.remove(pick)
+            min_dist = np.minimum(min_dist, np.linalg.norm(features - features[pick], axis=1))
+    return chosen
+
+
+def select(cfg: LoopConfig, k: int) -> SelectRecord:
+    """Up to ``max_select`` of what iteration k's exploration wrote."""
+    s = cfg.loop
+    flagged = iter_dir(s, k) / "flagged"
+    entries = read_flagged(flagged, existing_only=True)
+    kind_of = {r.name: r.kind for r in s.explore}
+    kinds = [kind_of.get(e.run_id, e.run_id) for e in entries]
+    cap = min(s.max_select, len(entries))
+    if s.selection == "random":
+        rng = np.random.default_rng(1000 * s.seed + k)
+        chosen = sorted(rng.choice(len(entries), size=cap, replace=False).tolist()) if cap else []
+    elif cap:
+        features = candidate_features(potential_path(s, k), [flagged / e.file for e in entries])
+        chosen = diverse_selection(np.array([e.max_sigma for e in entries]), features, kinds, cap)
+    else:
+        chosen = []
+    return SelectRecord(flagged=len(entries), selection=s.selection, selected=[
+        SelectedItem(file=str(flagged / entries[i].file), run_id=entries[i].run_id, kind=kinds[i],
+                     max_sigma=entries[i].max_sigma) for i in chosen])

