@@ -105,8 +105,9 @@ def elastic_constants(calc: Calc, a0: float, delta: float = 0.005) -> dict:
     return {"C11": float(d_xx[0]), "C12": float(d_xx[1]), "C44": float(d_xy[5])}
 
 
-def vacancy_formation(calc: Calc, a0: float) -> float:
-    perfect = bulk("Al", "fcc", a=a0, cubic=True).repeat(4)
+def vacancy_formation(calc: Calc, a0: float, reps: int = 4) -> float:
+    """Relaxed vacancy formation energy (eV) in a cubic cell of ``4 reps^3`` sites at fixed volume."""
+    perfect = bulk("Al", "fcc", a=a0, cubic=True).repeat(reps)
     e_perfect = calc.energy(perfect)
     vac = perfect.copy()
     del vac[0]

@@ -1,9 +1,11 @@
-"""The shipped aluminium potentials: mliappy (Python model) = native pair_style snap, serial and -np 2.
+"""The shipped aluminium potentials, through both include snippets (mliappy: lammps_al's Python model; native:
+LAMMPS's own pair_style snap with the exported .snapcoeff), serial and -np 2, against answers computed here:
 
-Each potential in potentials/ comes as a plain-data .npz plus exported .snapcoeff/.snapparam. Running the
-same rattled Al cell through both include snippets must give the same energy and per-atom forces (by
-atom ID) to 1e-10 relative; this pins down the quadratic coefficient layout shared by compute snap,
-pair_style snap and lammps_al's QuadraticSNAP. The fit's own prediction must match too.
+- every atom's energy is E_i = b0 + b . B_i + 1/2 B_i^T M B_i with B_i from LAMMPS's ``compute sna/atom`` in the
+  same run and b0, b, M read straight from the potential file (this pins down the quadratic coefficient layout
+  shared by compute snap, pair_style snap and QuadraticSNAP);
+- forces are minus the central finite differences of LAMMPS's own total energy;
+- the fit's own prediction A @ coefficients is the energy LAMMPS computes.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import pytest
 from ase.build import bulk
 
 from lammps_al.core.potential import load
+from lammps_al.core.records import read_training_scores
 from lammps_al.train.descriptors import SnapWorker, design_matrix
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,10 +31,11 @@ read_data cell.lmp
 mass 1 26.9815
 include ${snippet}
 compute pe all pe/atom
+compute b all sna/atom ${sna}
 thermo_style custom step pe
 thermo_modify format float %20.15g
-dump forces all custom 1 forces.dump id fx fy fz c_pe
-dump_modify forces sort id format float %20.15g
+dump d all custom 1 atoms.dump id c_pe fx fy fz c_b[*]
+dump_modify d sort id format float %20.15g
 run 0
 """
 
@@ -42,27 +46,67 @@ def rattled_cell():
     return atoms
 
 
-def run_snippet(runner, snippet: Path, nprocs: int) -> tuple[float, np.ndarray, np.ndarray]:
-    rattled_cell().write(runner.workdir / "cell.lmp", format="lammps-data", specorder=["Al"])
+def sna_arguments(potential) -> str:
+    d = potential.descriptor
+    return (f"{d.rcutfac!r} {d.rfac0!r} {d.twojmax} {' '.join(map(repr, d.radelem))} {' '.join(map(repr, d.wj))} "
+            f"rmin0 {d.rmin0!r} bzeroflag {d.bzeroflag} switchflag {d.switchflag}")
+
+
+def run_snippet(runner, snippet: Path, nprocs: int, atoms=None):
+    """(total energy, per-atom energies, forces, descriptors B) by atom ID."""
+    (atoms if atoms is not None else rattled_cell()).write(runner.workdir / "cell.lmp", format="lammps-data",
+                                                            specorder=["Al"])
     (runner.workdir / "in.pot").write_text(INPUT)
+    potential = load(snippet.with_name(snippet.name.split(".")[0] + ".npz"))
     proc = runner.lmp("in.pot", nprocs=nprocs, extra=["-log", "none", "-var", "snippet", str(snippet),
-                                                      "-var", "lal_potdir", str(snippet.parent)])
+                                                      "-var", "lal_potdir", str(snippet.parent),
+                                                      "-var", "sna", sna_arguments(potential)])
     lines = proc.stdout.splitlines()
     energy = float(lines[[i for i, l in enumerate(lines) if l.split()[:2] == ["Step", "PotEng"]][0] + 1].split()[1])
-    rows = np.loadtxt(runner.workdir / "forces.dump", skiprows=9)
+    rows = np.loadtxt(runner.workdir / "atoms.dump", skiprows=9)
     assert np.array_equal(rows[:, 0], np.arange(1, len(rows) + 1))
-    return energy, rows[:, 1:4], rows[:, 4]
+    return energy, rows[:, 1], rows[:, 2:5], rows[:, 5:]
+
+
+def explicit_energies(potential, B: np.ndarray) -> np.ndarray:
+    """b0 + b . B + 1/2 B^T M B, term by term, from the coefficient layout of a quadratic .snapcoeff file."""
+    c = potential.coefficients[0]
+    d = B.shape[1]
+    out = c[0] + B @ c[1:1 + d]
+    if potential.model == "quadratic":
+        k = 1 + d
+        for i in range(d):
+            for j in range(i, d):
+                out = out + (0.5 * B[:, i] * B[:, i] if i == j else B[:, i] * B[:, j]) * c[k]
+                k += 1
+        assert k == len(c)
+    return out
 
 
 @pytest.mark.parametrize("nprocs", [1, pytest.param(2, marks=pytest.mark.mpi)])
+@pytest.mark.parametrize("snippet", ["mliappy", "snap"])
 @pytest.mark.parametrize("name", ["Al_linear", "Al_quadratic"])
-def test_mliappy_equals_native_snap(runner, name, nprocs):
-    native = run_snippet(runner, POTENTIALS / f"{name}.snap.lammps", nprocs)
-    python = run_snippet(runner, POTENTIALS / f"{name}.mliappy.lammps", nprocs)
-    assert python[0] == pytest.approx(native[0], rel=1e-10)
-    scale = np.abs(native[1]).max()
-    assert np.abs(python[1] - native[1]).max() <= 1e-10 * scale
-    np.testing.assert_allclose(python[2], native[2], rtol=1e-10)
+def test_per_atom_energies_are_the_coefficients_times_the_descriptors(runner, name, snippet, nprocs):
+    potential = load(POTENTIALS / f"{name}.npz")
+    energy, energies, _, B = run_snippet(runner, POTENTIALS / f"{name}.{snippet}.lammps", nprocs)
+    np.testing.assert_allclose(energies, explicit_energies(potential, B), rtol=1e-10, atol=1e-10)
+    assert energy == pytest.approx(energies.sum(), rel=1e-12)
+
+
+@pytest.mark.parametrize("snippet", ["mliappy", "snap"])
+@pytest.mark.parametrize("name", ["Al_linear", "Al_quadratic"])
+def test_forces_are_minus_the_energy_gradient(runner, name, snippet):
+    atoms = rattled_cell()
+    path = POTENTIALS / f"{name}.{snippet}.lammps"
+    _, _, forces, _ = run_snippet(runner, path, 1, atoms)
+    h = 1e-4
+    for i, a in ((0, 0), (50, 1), (97, 2)):
+        energies = []
+        for sign in (1, -1):
+            moved = atoms.copy()
+            moved.positions[i, a] += sign * h
+            energies.append(run_snippet(runner, path, 1, moved)[0])
+        assert forces[i, a] == pytest.approx(-(energies[0] - energies[1]) / (2 * h), abs=2e-6)
 
 
 @pytest.mark.parametrize("name", ["Al_linear", "Al_quadratic"])
@@ -76,7 +120,7 @@ def test_fit_prediction_equals_lammps_energy(runner, lammps_install, name):
     worker.close()
     dm = design_matrix([atoms], [block], potential.descriptor, force=False, stress=False)
     predicted_total = float(dm.A[0] @ potential.coefficients.ravel()) * len(atoms)
-    energy, _, _ = run_snippet(runner, POTENTIALS / f"{name}.snap.lammps", 1)
+    energy = run_snippet(runner, POTENTIALS / f"{name}.snap.lammps", 1)[0]
     assert predicted_total == pytest.approx(energy, rel=1e-10)
 
 
@@ -85,6 +129,6 @@ def test_shipped_potential_records_how_it_was_made(name):
     potential = load(POTENTIALS / f"{name}.npz")
     assert "lammps-al fit" in potential.command and potential.training_set_hash
     assert potential.covariance is not None
-    assert potential.extra["training_scores"]["bayes"]["count"] > 1000
+    assert read_training_scores(potential, "bayes").count > 1000
     assert set(potential.extra["training_scores"]) == {"bayes", "committee", "grade"}
     assert potential.elements == ("Al",)
