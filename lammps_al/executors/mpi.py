@@ -19,6 +19,12 @@ class MPIFuturesExecutor(Executor):
 
     def __init__(self, config, workers, purpose="tasks", workdir=None, nprocs=1):
         super().__init__(config, workers, purpose, workdir, nprocs)
+        import os
+
+        from lammps_al.core.runtime import venv_bin
+
+        # a singleton MPI process spawns its workers through the process manager, which MPICH looks for on PATH
+        os.environ["PATH"] = f"{venv_bin()}{os.pathsep}{os.environ.get('PATH', '')}"
         try:
             from mpi4py.futures import MPIPoolExecutor
         except ImportError as exc:

@@ -228,22 +228,25 @@ def test_a_full_disk_at_a_stage_marker_says_what_to_do(tmp_path, monkeypatch):
     assert not (tmp_path / "select.json").exists()
 
 
-def test_an_iteration_s_exploration_runs_go_out_at_once_through_parsl(tmp_path, lammps_install):
-    """[executor] kind = "parsl" with Parsl's local provider: the iteration's two exploration runs (one rank
-    each) overlap in time, each as its own lmp process on a Parsl worker, and the stage record is the same
-    kind of record the local executor gives."""
-    pytest.importorskip("parsl")
+@pytest.mark.parametrize("kind", ["parsl", "mpi"])
+def test_an_iteration_s_exploration_runs_go_out_at_once_on_the_executor(tmp_path, lammps_install, kind):
+    """[executor] kind = "parsl" (Parsl's local provider) or "mpi" (mpi4py.futures ranks spawned by the loop):
+    the iteration's two exploration runs (one rank each) overlap in time, each as its own lmp job started by
+    an executor worker, and labelling uses the same executor."""
+    if kind == "parsl":
+        pytest.importorskip("parsl")
     path = small_loop(tmp_path)
     text = path.read_text().replace("nprocs = 2\n", "nprocs = 1\nconcurrent_runs = 2\n")
     text = text.replace("[oracle]", '[[explore]]\nname = "melt2"\nkind = "liquid"\ninput = "in_files/al_melt.in"\n'
-                        'variables = { reps = 2, steps = 300, temperature = 1500 }\n\n[executor]\nkind = "parsl"\n\n'
+                        f'variables = {{ reps = 2, steps = 300, temperature = 1500 }}\n\n[executor]\nkind = "{kind}"\n\n'
                         "[oracle]", 1)
     path.write_text(text)
     cfg = load_loop_config(path)
-    assert cfg.fit.executor.kind == "parsl" and cfg.loop.runs_at_once == 2
+    assert cfg.fit.executor.kind == kind and cfg.loop.runs_at_once == 2
     history = run_loop(cfg, report=lambda line: None, show_progress=False)
     explored = read_marker(iter_dir(cfg.loop, 0), ExploreRecord)
     a, b = explored.runs["melt"], explored.runs["melt2"]
     assert a.status != "crashed" and b.status != "crashed" and a.scoring_steps > 0 and b.scoring_steps > 0
     assert max(a.started, b.started) < min(a.finished, b.finished), "the two runs did not overlap"
-    assert (cfg.loop.workdir / "parsl").is_dir() and history[0].labelled >= 1
+    assert history[0].labelled >= 1
+    assert (cfg.loop.workdir / "parsl").is_dir() == (kind == "parsl")
