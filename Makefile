@@ -34,10 +34,8 @@ DEMO_DIR ?= runs/al_demo
 demo: lammps
 	$(BIN)/lammps-al info
 	rm -rf $(DEMO_DIR)
-	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/lammps-al loop in_files/al_demo.toml --no-progress
-	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/lammps-al validate \
-		$$($(BIN)/python -c "import json; print(json.load(open('$(DEMO_DIR)/history.json'))['final_potential'])") \
-		--output $(DEMO_DIR)/validation.json --held-out-cache $(DEMO_DIR)/held_out.extxyz
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/lammps-al loop in_files/al_demo.toml --workdir $(DEMO_DIR) --no-progress
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/lammps-al validate $(DEMO_DIR)
 
 regression: lammps
 	$(BIN)/lammps-al regression

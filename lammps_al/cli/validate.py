@@ -1,8 +1,10 @@
 """Validate a learned potential against the reference, side by side in LAMMPS.
 
 Lattice constant, cohesive energy, C11/C12/C44, vacancy formation energy, (100)/(110)/(111) surface
-energies, the intrinsic stacking-fault energy and the melting point (solid-liquid coexistence); energy/force errors on held-out reference MD snapshots
-(300-1500 K, vacancy, surface, liquid) and the rank correlation of sigma with the actual error.
+energies, the intrinsic stacking-fault energy and the melting point (solid-liquid coexistence); energy/force
+errors on held-out reference MD snapshots (300-1500 K, vacancy, surface, liquid) and the rank correlation of
+sigma with the actual error. POTENTIAL is a .npz file or a loop's workdir (its final potential, its held-out
+set and its folder for the report).
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from lammps_al.core.errors import ConfigError
+from lammps_al.core.records import History, read_marker
 from lammps_al.validate import Coexistence, report_lines, validate, write_report
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("potential", type=Path, help="the learned potential (.npz)")
+    parser.add_argument("potential", type=Path, help="the learned potential (.npz), or a loop's workdir")
     parser.add_argument("--no-held-out", action="store_true", help="skip the held-out MD set")
     parser.add_argument("--output", type=Path, help="write the report as JSON here")
     parser.add_argument("--no-melting", action="store_true", help="skip the melting point (the slowest part)")
@@ -29,11 +32,20 @@ def run(args) -> int:
     if args.nprocs < 1:
         raise ConfigError(f"--nprocs must be >= 1, got {args.nprocs}")
     melting = None if args.no_melting else Coexistence(nprocs=args.nprocs, t_guess=args.t_guess)
-    report = validate(args.potential, held_out=not args.no_held_out, held_out_cache=args.held_out_cache,
-                      melting=melting, workdir=args.workdir)
+    potential, cache, output = args.potential, args.held_out_cache, args.output
+    if potential.is_dir():
+        history = read_marker(potential, History)
+        if history is None or not history.final_potential:
+            raise ConfigError(f"{potential} is a folder but not a finished loop's workdir (no final potential in "
+                              f"{potential / 'history.json'}); give a .npz file or run the loop to its end")
+        cache = cache or potential / "held_out.extxyz"
+        output = output or potential / "validation.json"
+        potential = Path(history.final_potential)
+    report = validate(potential, held_out=not args.no_held_out, held_out_cache=cache, melting=melting,
+                      workdir=args.workdir)
     for line in report_lines(report):
         print(line)
-    if args.output:
-        write_report(report, args.output)
-        print(f"report: {args.output}")
+    if output:
+        write_report(report, output)
+        print(f"report: {output}")
     return 0

@@ -34,6 +34,17 @@ from lammps_al.core.schema import SchemaError, from_mapping, to_mapping
 FLAGGED_MANIFEST = "manifest.jsonl"
 RUNS_FOLDER = "runs"
 
+# A flagged configuration is an extxyz file whose per-atom columns and header keys are named here: written
+# by the fix, read by selection, labelling (which keeps the columns) and the fit (which gives buffer atoms'
+# forces weight 0 and ignores a local environment's energy and stress).
+ID_COLUMN = "id"                    # LAMMPS atom ID
+SIGMA_COLUMN = "per_atom_sigma"     # the atom's score at the flagged step
+FLAGGED_COLUMN = "flagged"          # at or above the flag threshold (a local environment: its centre)
+BUFFER_COLUMN = "buffer"            # a local environment's atoms beyond the cutoff from its centre
+VELOCITY_COLUMN = "vel_A_per_ps"
+LOCAL_ENVIRONMENT = "local_environment"   # header key: the cell is a neighbourhood cut from a larger one
+KEPT_COLUMNS = (ID_COLUMN, FLAGGED_COLUMN, BUFFER_COLUMN, SIGMA_COLUMN)
+
 
 @dataclass(frozen=True)
 class FlaggedEntry:

@@ -21,10 +21,11 @@ import numpy as np
 
 from lammps_al.core.io import write_no_overwrite
 from lammps_al.core.lammps_box import box_cell
-from lammps_al.core.records import FlaggedEntry, append_flagged
+from lammps_al.core.records import (BUFFER_COLUMN, FLAGGED_COLUMN, ID_COLUMN, LOCAL_ENVIRONMENT, SIGMA_COLUMN,
+                                    VELOCITY_COLUMN, FlaggedEntry, append_flagged)
 from lammps_al.inrun.callbacks import string_variable
 
-COLUMNS = "species:S:1:pos:R:3:id:I:1:vel_A_per_ps:R:3:per_atom_sigma:R:1"
+COLUMNS = f"species:S:1:pos:R:3:{ID_COLUMN}:I:1:{VELOCITY_COLUMN}:R:3:{SIGMA_COLUMN}:R:1"
 
 
 def local_atoms(lmp) -> dict:
@@ -92,7 +93,7 @@ def write_configuration(lmp, comm, settings, info: dict) -> Path | None:
     flagged = data["sigma"] >= settings.flag
     info = {**info, "max_sigma_id": int(data["id"][np.argmax(data["sigma"])]), "n_flagged": int(flagged.sum())}
     text = extxyz_text(symbols, data["x"] - origin, data["id"], data["v"], data["sigma"], cell, pbc,
-                       {**info, "local_environment": False}, extra_bool={"flagged": flagged})
+                       {**info, LOCAL_ENVIRONMENT: False}, extra_bool={FLAGGED_COLUMN: flagged})
     path = write_no_overwrite(settings.outdir, f"{settings.run_id}-s{info['step']:09d}.extxyz", text)
     record(settings.outdir, path, info, len(symbols), "configuration", time.perf_counter() - start)
     return path
@@ -152,11 +153,11 @@ def write_local_environments(lmp, comm, settings, info: dict, rcut: float) -> li
         positions = env["d"] + side / 2
         flagged = env["id"] == center_id
         buffer = env["r"] > rcut
-        env_info = {**info, "local_environment": True, "center_id": int(center_id), "cutoff": rcut,
+        env_info = {**info, LOCAL_ENVIRONMENT: True, "center_id": int(center_id), "cutoff": rcut,
                     "buffer_width": settings.env_buffer}
         text = extxyz_text([names[t - 1] for t in env["type"]], positions, env["id"], env["v"], env["sigma"],
                            np.eye(3) * side, [True, True, True], env_info,
-                           extra_bool={"flagged": flagged, "buffer": buffer})
+                           extra_bool={FLAGGED_COLUMN: flagged, BUFFER_COLUMN: buffer})
         path = write_no_overwrite(settings.outdir, f"{settings.run_id}-s{info['step']:09d}-env{n_env}-"
                                                    f"id{center_id}.extxyz", text)
         record(settings.outdir, path, env_info, len(env["id"]), "local_environment", time.perf_counter() - start)

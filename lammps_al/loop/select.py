@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from lammps_al.core.potential import load
-from lammps_al.core.records import SelectedItem, SelectRecord, read_flagged
+from lammps_al.core.records import SIGMA_COLUMN, SelectedItem, SelectRecord, read_flagged
 from lammps_al.loop.config import LoopConfig, iter_dir, potential_path
 from lammps_al.train.descriptors import SnapWorker
 
@@ -31,7 +31,7 @@ def candidate_features(potential_file: Path, files: list[Path]) -> np.ndarray:
         for f in files:
             atoms = read(f)
             block = worker.compute(atoms)
-            sigma = atoms.arrays.get("per_atom_sigma")
+            sigma = atoms.arrays.get(SIGMA_COLUMN)
             i = int(np.argmax(sigma)) if sigma is not None else 0
             rows.append(block.per_atom[i, :nd])
     finally:

@@ -23,6 +23,7 @@ from ase import Atoms
 
 from lammps_al.core.descriptor import ReferencePotential, SNAPSettings
 from lammps_al.core.errors import DatasetError, DescriptorError, LammpsAlError
+from lammps_al.core.records import BUFFER_COLUMN, LOCAL_ENVIRONMENT
 from lammps_al.core.runtime import pool_start_method
 from lammps_al.core.units import NKTV2P, VOIGT, stress_to_voigt
 
@@ -251,8 +252,9 @@ def design_matrix(configs: Sequence[Atoms], blocks: Sequence[DescriptorBlock], s
         n = blk.natoms
         # A local environment cut from a big cell: its energy and stress describe a cluster in vacuum, and
         # its buffer atoms have truncated environments, so only the inner atoms' forces are fitted.
-        local_env = bool(atoms.info.get("local_environment", False))
-        keep_force = ~np.asarray(atoms.arrays["buffer"], dtype=bool) if "buffer" in atoms.arrays else np.ones(n, bool)
+        local_env = bool(atoms.info.get(LOCAL_ENVIRONMENT, False))
+        keep_force = (~np.asarray(atoms.arrays[BUFFER_COLUMN], dtype=bool) if BUFFER_COLUMN in atoms.arrays
+                      else np.ones(n, bool))
         if energy and "REF_energy" in atoms.info and not local_env:
             row = np.zeros((ne, 1 + nf))
             np.add.at(row[:, 0], blk.types, 1.0)

@@ -23,7 +23,7 @@ from ase.io import read
 
 from lammps_al.core.errors import DatasetError, LammpsAlError, OracleError
 from lammps_al.core.progress import ProgressBar
-from lammps_al.core.records import LabelRecord
+from lammps_al.core.records import KEPT_COLUMNS, LabelRecord
 from lammps_al.executors import ExecutorConfig, make_executor
 from lammps_al.train.dataset import config_hash
 from lammps_al.train.oracles import OracleSpec, make_calculator
@@ -192,7 +192,7 @@ def label_configurations(configs: Sequence[Atoms], spec: OracleSpec, store: Labe
 def labelled_copy(atoms: Atoms, labels: dict, oracle: str, oracle_hash: str, group: str) -> Atoms:
     """A plain copy of ``atoms`` (cell, positions, the fix's per-atom marks, scalar info) with its labels."""
     labelled = Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
-    for key in ("id", "flagged", "buffer", "per_atom_sigma"):
+    for key in KEPT_COLUMNS:
         if key in atoms.arrays:
             labelled.arrays[key] = atoms.arrays[key]
     labelled.info.update({k: v for k, v in atoms.info.items()
