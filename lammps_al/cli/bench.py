@@ -29,6 +29,7 @@ def add_arguments(parser) -> None:
                         "selection, explore: the loop's TOML config")
     parser.add_argument("--target", type=float, default=0.05, help="selection: held-out force RMSE, eV/A")
     parser.add_argument("--iterations", type=int, default=8, help="selection: most iterations per arm")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="selection: seeds (default 0 1 2)")
     parser.add_argument("--workdir", type=Path, help="selection, explore: where the runs go (default: the loop's "
                         "workdir + '_bench_selection' / '_bench_explore'); selection resumes there")
     parser.add_argument("--potentials", type=Path, default=None,
@@ -55,7 +56,7 @@ def run(args) -> int:
     elif args.what == "selection":
         from lammps_al.bench.selection import bench_selection, selection_lines
 
-        out = bench_selection(args.config, target=args.target, iterations=args.iterations,
+        out = bench_selection(args.config, target=args.target, iterations=args.iterations, seeds=tuple(args.seeds),
                               workdir=args.workdir, report=lambda line: print(line, flush=True))
         lines = selection_lines(out)
     elif args.what == "explore":

@@ -1,6 +1,6 @@
 """Print where lammps_al's shipped files are: the LAMMPS inputs (in_files) and the potentials.
 
-Inputs run from any folder: ``mpirun -np 2 lmp -in $(lammps-al files in_files)/al_heating.in``.
+Inputs run from any folder: ``mpirun -np 2 lmp -in $(lammps-al files in_files)/explore_heating.in``.
 """
 
 from __future__ import annotations

@@ -31,8 +31,15 @@ def run(args) -> int:
     config = load_config(args.config, overrides)
     outcome = fit_potential(config, show_progress=not args.no_progress)
     m = outcome.metrics
-    print(f"{config.fit.model} SNAP, solver {config.fit.solver}: {outcome.potential.coefficients.size} coefficients, "
-          f"training set {outcome.potential.training_set_hash}")
+    p = outcome.potential
+    print(f"{p.model} model, 2J={p.descriptor.twojmax}, solver {config.fit.solver}: {p.coefficients.size} "
+          f"coefficients, training set {p.training_set_hash}")
+    selection = p.settings.get("model_selection")
+    if selection:
+        ranked = sorted(selection["scores"].items(), key=lambda kv: -(kv[1] if kv[1] is not None else -1e300))
+        print(f"  chosen by {selection['criterion']} ({selection['rows']} rows; 'n/a': more well-determined "
+              f"parameters than half the rows): " + ", ".join(
+                  f"{name} {'n/a' if score is None else f'{score:.6g}'}" for name, score in ranked))
     for split in ("train", "test"):
         for group, entry in m[split].items():
             parts = [f"{k} RMSE {v['rmse']:.6g} {m['units'][k]} (n={v['count']})" for k, v in entry.items()]

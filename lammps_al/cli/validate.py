@@ -9,6 +9,8 @@ set and its folder for the report).
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
 from lammps_al.core.errors import ConfigError
@@ -26,6 +28,25 @@ def add_arguments(parser) -> None:
                         help="start temperature of the reference's coexistence run, K (default %(default)s)")
     parser.add_argument("--workdir", type=Path, help="folder for the coexistence runs (default: beside the potential)")
     parser.add_argument("--held-out-cache", type=Path, help="extxyz of the labelled held-out set (made if missing)")
+    parser.add_argument("--seeds", type=int, default=3, help="independent coexistence runs of the learned potential "
+                                                             "(default 3; the reference gets 5)")
+
+
+def loop_reference(held_out_cache: Path):
+    """The loop's oracle as the reference (its pair lines and element, from the plan of its held-out set) and
+    its melting point; (None, None) when the loop has no such plan (the default reference then)."""
+    from lammps_al.validate.properties import PairSetup
+
+    plan_file = held_out_cache.with_suffix(".plan.json")
+    if not plan_file.is_file():
+        return None, None
+    try:
+        plan = json.loads(plan_file.read_text())
+        name = Path(str(plan["pair"][-1]).split()[3]).name if len(str(plan["pair"][-1]).split()) > 3 else "oracle"
+        return PairSetup(f"reference ({name})", list(plan["pair"]), str(plan["element"])), float(plan["tm"])
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise ConfigError(f"{plan_file}: not a held-out plan this version can read ({exc}); delete it and "
+                          f"{held_out_cache} to make them again") from None
 
 
 def run(args) -> int:
@@ -33,6 +54,7 @@ def run(args) -> int:
         raise ConfigError(f"--nprocs must be >= 1, got {args.nprocs}")
     melting = None if args.no_melting else Coexistence(nprocs=args.nprocs, t_guess=args.t_guess)
     potential, cache, output = args.potential, args.held_out_cache, args.output
+    reference = None
     if potential.is_dir():
         history = read_marker(potential, History)
         if history is None or not history.final_potential:
@@ -40,9 +62,14 @@ def run(args) -> int:
                               f"{potential / 'history.json'}); give a .npz file or run the loop to its end")
         cache = cache or potential / "held_out.extxyz"
         output = output or potential / "validation.json"
+        reference, t_guess = loop_reference(cache)
+        if melting is not None and t_guess:
+            melting = dataclasses.replace(melting, t_guess=t_guess, retry_shift=0.15 * t_guess)
         potential = Path(history.final_potential)
+    if args.seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
     report = validate(potential, held_out=not args.no_held_out, held_out_cache=cache, melting=melting,
-                      workdir=args.workdir)
+                      workdir=args.workdir, seeds=tuple(8123 + i for i in range(args.seeds)), reference=reference)
     for line in report_lines(report):
         print(line)
     if output:

@@ -102,7 +102,7 @@ def read_flagged(outdir: Path, existing_only: bool = False) -> list[FlaggedEntry
 
 
 RUN_LOG_COLUMNS = ("step", "time_ps", "temp_K", "max_sigma", "mean_sigma", "n_above_flag", "natoms", "action",
-                   "fix_ms")
+                   "fix_ms", "crystalline", "undercoordinated", "rms_sigma")
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,10 @@ class RunLogRow:
     natoms: int
     action: Literal["none", "flag", "write", "halt"]
     fix_ms: float = 0.0
+    crystalline: float = -1.0        # fraction of atoms in fcc/hcp/bcc surroundings (CNA); -1: not classified
+    undercoordinated: float = -1.0   # fraction with fewer than 4/5 of the bulk's neighbours (surfaces)
+    rms_sigma: float = -1.0          # root mean square over the atoms (for a calibrated force scorer: the force
+    #                                  RMSE it predicts for the configuration, eV/A)
 
 
 def run_log_path(outdir: Path, run_id: str) -> Path:
@@ -156,7 +160,10 @@ def read_run_log(path: Path) -> list[RunLogRow]:
             out.append(RunLogRow(step=int(r["step"]), time_ps=float(r["time_ps"]), temp_K=float(r["temp_K"]),
                                  max_sigma=float(r["max_sigma"]), mean_sigma=float(r["mean_sigma"]),
                                  n_above_flag=int(r["n_above_flag"]), natoms=int(r["natoms"]),
-                                 action=r["action"], fix_ms=float(r.get("fix_ms") or 0.0)))
+                                 action=r["action"], fix_ms=float(r.get("fix_ms") or 0.0),
+                                 crystalline=float(r.get("crystalline") or -1.0),
+                                 undercoordinated=float(r.get("undercoordinated") or -1.0),
+                                 rms_sigma=float(r.get("rms_sigma") or -1.0)))
         except (KeyError, TypeError, ValueError) as exc:
             if i == len(rows) - 1:
                 continue
@@ -177,6 +184,8 @@ class RunStatus:
     reason: str = ""
     step: int | None = None
     max_sigma: float | None = None
+    temperature_K: float | None = None
+    halt_configuration: str = ""     # the whole configuration it halted on, with velocities (runs/RUN.halt.extxyz)
     input_script: str = ""
     nranks: int = 1
     potential_hash: str = ""
@@ -310,6 +319,29 @@ class StartRecord:
     failed: int
     seconds: float
     kinds: dict[str, int] = field(default_factory=dict)
+    cost_natoms3: float = 0.0       # sum over the labelled cells of natoms^3 (how plane-wave DFT scales)
+    max_natoms: int = 0
+
+
+@dataclass(frozen=True)
+class MaterialRecord:
+    """What iteration k's potential says the element is like, for that iteration's exploration inputs: its
+    lowest-energy crystal of the candidates and its lattice constant, bulk modulus and atomic volume, and
+    the melting point the exploration temperatures are relative to (``tm_source``: from the last coexistence
+    exploration run that ended with both phases, or the rule Tm ~ 0.011 B V / k_B before there is one), and the
+    temperature the next coexistence run starts from (``tm_guess_K``)."""
+
+    STAGE: ClassVar[str] = "material"
+    element: str
+    mass: float
+    structure: str
+    a0: float
+    volume_A3: float
+    bulk_modulus_GPa: float
+    energies: dict[str, float]
+    tm_K: float
+    tm_source: str
+    tm_guess_K: float | None = None   # where the next coexistence run starts (tm_K, moved after one melted or froze)
 
 
 @dataclass(frozen=True)
@@ -327,12 +359,17 @@ class ExploreRunResult:
     mean_max_sigma: float | None = None
     max_sigma: list[float] = field(default_factory=list)
     temperature: list[float] = field(default_factory=list)
+    rms_sigma: list[float] = field(default_factory=list)
     halt_reason: str = ""
+    halt_step: int | None = None    # the step (of its own run) it halted at
     error: str = ""
     log: str = ""
     started: float = 0.0            # wall-clock time (epoch seconds) the run started and finished
     finished: float = 0.0
     host: str = ""
+    reached: list[str] = field(default_factory=list)   # structure kinds the run visited (from the fix's log)
+    continued_from: str = ""        # the halting configuration of an earlier iteration it started from
+    melting: dict = field(default_factory=dict)         # a coexistence run: state, temperature_K, stderr_K
 
 
 @dataclass(frozen=True)
@@ -375,6 +412,8 @@ class LabelStageRecord:
     skipped: int
     failed: list[LabelFailure]
     seconds: float
+    cost_natoms3: float = 0.0       # sum over the cells labelled now of natoms^3
+    oracle_seconds: float = 0.0     # the oracle's own time, summed over its calls
 
 
 @dataclass(frozen=True)
@@ -398,6 +437,9 @@ class FitRecord:
     train: dict
     test: dict
     seconds: float
+    model: str = ""                  # the model fitted (KIND:TWOJMAX when chosen by the fitter)
+    selection: dict = field(default_factory=dict)   # the candidates' scores when the fitter chose the model
+    cost_natoms3: float = 0.0        # sum of natoms^3 over every configuration labelled so far (the store)
 
 
 @dataclass(frozen=True)
@@ -412,6 +454,7 @@ class HeldOutRecord:
     skipped: str = ""
     sigma: list[float] = field(default_factory=list)
     force_rmse_per_snapshot: list[float] = field(default_factory=list)
+    calibration: dict = field(default_factory=dict)   # per scorer: RMS actual / RMS predicted force error
 
 
 @dataclass(frozen=True)
@@ -419,16 +462,23 @@ class HeldOutSummary:
     energy_rmse_eV_atom: float | None = None
     force_rmse_eV_A: float | None = None
     spearman_sigma_vs_force_error: float | None = None
+    force_error_ratio: float | None = None     # RMS actual / RMS predicted force error, of ``ratio_scorer``
+    ratio_scorer: str = ""
 
     @classmethod
     def of(cls, record: HeldOutRecord) -> "HeldOutSummary":
-        return cls(record.energy_rmse_eV_atom, record.force_rmse_eV_A, record.spearman_sigma_vs_force_error)
+        scorer = next((n for n in ("bayes_force", *record.calibration) if n in record.calibration), "")
+        ratio = record.calibration.get(scorer, {}).get("ratio") if scorer else None
+        return cls(record.energy_rmse_eV_atom, record.force_rmse_eV_A, record.spearman_sigma_vs_force_error,
+                   ratio, scorer)
 
 
 @dataclass(frozen=True)
 class LearningPoint:
     labels_total: int
     held_out: HeldOutSummary
+    cost_natoms3: float = 0.0
+    model: str = ""
 
 
 @dataclass(frozen=True)
@@ -449,6 +499,10 @@ class IterationSummary:
     crashed: list[str] = field(default_factory=list)
     halted: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    cost_natoms3: float = 0.0        # all labels so far: sum of natoms^3
+    model: str = ""                  # the refit's model, and the runner-up when the fitter chose it
+    runner_up: str = ""
+    reached: list[str] = field(default_factory=list)   # structure kinds the exploration runs reached
 
 
 @dataclass(frozen=True)

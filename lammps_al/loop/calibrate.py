@@ -27,7 +27,7 @@ def calibrate(cfg: LoopConfig, k: int) -> CalibrationRecord:
     labelled = [a for a in LabelledStore(cfg.fit.training.dir).load() if a.info.get("group") == group_name(k)]
     if len(labelled) < 3 or potential.covariance is None:
         return CalibrationRecord(n=len(labelled))
-    bayes = make_scorer(potential, model, "bayes")
+    bayes = make_scorer(potential, model, "bayes", calibrated=False)
     worker = SnapWorker(potential.descriptor.with_quadratic(False), potential.reference)
     sig, err = [], []
     try:

@@ -50,10 +50,12 @@ class LoopSettings:
     seed: int = 0
     model_snippet: Literal["mliappy", "snap"] = "mliappy"
     potential_name: str = "Al"
-    start_size: Literal["standard", "small"] = "standard"
+    start_size: Literal["minimal", "small", "standard"] = "minimal"
     lammps_variables: dict = field(default_factory=dict)   # -var NAME VALUE for every exploration run
     selection: Literal["uncertainty", "random"] = "uncertainty"
     run_timeout: float = 7200.0              # s; an exploration run past it is stopped and reported
+    force_target: float = 0.0                # eV/A, > 0: the accuracy the loop aims at (see below)
+    trajectory_statistic: Literal["max", "rms"] = "max"   # of the per-atom sigma, averaged along trajectories
     explore: tuple[ExploreRun, ...] = ()
 
     def __post_init__(self):
@@ -71,6 +73,29 @@ class LoopSettings:
             raise ConfigError(f"run_timeout must be > 0 s, got {self.run_timeout}")
         if not self.potential_name or "/" in self.potential_name:
             raise ConfigError(f"potential_name must be a file stem, got {self.potential_name!r}")
+        if self.force_target < 0:
+            raise ConfigError(f"force_target must be > 0 eV/A (or 0: not used), got {self.force_target}")
+
+    def exploration_variables(self) -> dict:
+        """The fix's settings every exploration run gets. With ``force_target`` (eV/A, a force RMSE), the rule:
+        score with the calibrated Bayesian force uncertainty (the RMS force-component error it predicts for each
+        atom, eV/A), flag a configuration when an atom's predicted error passes 3 x the target, halt the run at
+        20 x, and call the loop converged when the RMS of the predicted errors over the atoms, averaged along
+        the trajectories, stays below the target; the ``lammps_variables`` given override any of these."""
+        rule = {}
+        if self.force_target > 0:
+            rule = {"lal_scorer": "bayes_force", "lal_flag": round(3 * self.force_target, 6),
+                    "lal_halt": round(20 * self.force_target, 6)}
+        return {**rule, **self.lammps_variables}
+
+    @property
+    def convergence_target(self) -> float:
+        """sigma_target, or with ``force_target`` the force target itself (a mean predicted error)."""
+        return self.force_target if self.force_target > 0 else self.sigma_target
+
+    @property
+    def statistic(self) -> str:
+        return "rms" if self.force_target > 0 else self.trajectory_statistic
 
     @property
     def runs_at_once(self) -> int:

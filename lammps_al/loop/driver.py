@@ -23,9 +23,9 @@ from typing import Callable
 
 from lammps_al.core.errors import LoopError
 from lammps_al.core.records import (CalibrationRecord, ExploreRecord, FitRecord, HeldOutRecord, HeldOutSummary, History,
-                                    IterationSummary, LabelStageRecord, LearningPoint, SelectRecord, StartRecord,
-                                    write_marker)
-from lammps_al.loop import calibrate, explore, fit, label, select, start
+                                    IterationSummary, LabelStageRecord, LearningPoint, MaterialRecord, SelectRecord,
+                                    StartRecord, write_marker)
+from lammps_al.loop import calibrate, explore, fit, label, material, select, start
 from lammps_al.loop.config import LoopConfig, LoopSettings, iter_dir, potential_path
 from lammps_al.loop.report import summary_lines, write_plots
 from lammps_al.loop.stages import run_stage
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 def converged(history: list[IterationSummary], settings: LoopSettings) -> bool:
     tail = history[-settings.converged_iterations:]
     return (len(tail) == settings.converged_iterations and all(
-        h.trajectory_sigma is not None and h.trajectory_sigma < settings.sigma_target
+        h.trajectory_sigma is not None and h.trajectory_sigma < settings.convergence_target
         and h.flag_fraction <= settings.flag_rate for h in tail))
 
 
@@ -47,12 +47,14 @@ def start_stage(cfg: LoopConfig, show_progress: bool = True) -> tuple[StartRecor
     started = run_stage(d0, StartRecord, lambda: start.build_start(cfg, show_progress))
     first = run_stage(d0, FitRecord, lambda: fit.fit(cfg, 0, show_progress))
     held = run_stage(d0, HeldOutRecord, lambda: fit.held_out(cfg, 0))
-    return started, LearningPoint(labels_total=first.n_configurations, held_out=HeldOutSummary.of(held))
+    return started, LearningPoint(labels_total=first.n_configurations, held_out=HeldOutSummary.of(held),
+                                  cost_natoms3=first.cost_natoms3, model=first.model)
 
 
 def iteration(cfg: LoopConfig, k: int, show_progress: bool = True) -> IterationSummary:
     """Explore, select, label, calibrate with iteration k's potential; fit iteration k+1's."""
     d, nxt = iter_dir(cfg.loop, k), iter_dir(cfg.loop, k + 1)
+    run_stage(d, MaterialRecord, lambda: material.material(cfg, k))
     explored = run_stage(d, ExploreRecord, lambda: explore.explore(cfg, k, show_progress))
     selected = run_stage(d, SelectRecord, lambda: select.select(cfg, k))
     labelled = run_stage(d, LabelStageRecord, lambda: label.label(cfg, k, selected, show_progress))
@@ -65,7 +67,10 @@ def iteration(cfg: LoopConfig, k: int, show_progress: bool = True) -> IterationS
         labels_total=fitted.n_configurations, held_out=HeldOutSummary.of(held), calibration_n=calib.n,
         calibration_spearman=calib.spearman, calibration_scale=calib.scale, test=fitted.test, train=fitted.train,
         crashed=explored.crashed, halted=explored.halted,
-        seconds={"explore": explored.seconds, "label": labelled.seconds, "fit": fitted.seconds})
+        seconds={"explore": explored.seconds, "label": labelled.seconds, "fit": fitted.seconds},
+        cost_natoms3=fitted.cost_natoms3, model=fitted.model,
+        runner_up=(fitted.selection or {}).get("runner_up") or "",
+        reached=[f"{name}: {', '.join(run.reached) or run.status}" for name, run in explored.runs.items()])
 
 
 def run_loop(cfg: LoopConfig, resume: bool = False, show_progress: bool = True, report: Callable = log.info,
@@ -86,12 +91,12 @@ def run_loop(cfg: LoopConfig, resume: bool = False, show_progress: bool = True, 
         entry = iteration(cfg, k, show_progress)
         history.append(entry)
         write_marker(s.workdir, History(start=first_point, iterations=history))
-        for line in summary_lines(entry, s.sigma_target):
+        for line in summary_lines(entry, s.convergence_target):
             report(line)
         if stop is not None and stop(entry):
             break
         if converged(history, s):
-            report(f"converged after iteration {k}: trajectory-averaged sigma below {s.sigma_target} and flag "
+            report(f"converged after iteration {k}: trajectory-averaged sigma below {s.convergence_target} and flag "
                    f"fraction <= {s.flag_rate} for {s.converged_iterations} iterations")
             break
     write_marker(s.workdir, History(start=first_point, iterations=history,

@@ -1,9 +1,15 @@
 """Exploration: every ``[[explore]]`` input run with the iteration's potential and the uncertainty fix,
 the runs of one iteration at once on the executor (each its own ``mpirun -np P lmp`` job).
 
-A run's outcome comes from the fix's records (:class:`~lammps_al.core.records.RunStatus` says whether it
-halted and why; the run log gives sigma along the trajectory) and its exit code: halted, completed or
-crashed (with the tail of its log). Each run works in its own folder ``iter_NNN/explore/NAME/``.
+Every run gets what the current model says of the element (:mod:`lammps_al.loop.material`): ``element``,
+``mass``, ``lattice``, ``a0`` and ``tm``; an ``[[explore]]`` variable may be an expression in ``tm``, ``a0``,
+``mass``, ``bulk`` (the bulk modulus, GPa) and ``tm_guess`` (where a coexistence run starts), such as
+``temperature = "1.2*tm"``. A run that halted in the previous iteration continues from its halting
+configuration (``-var start FILE``: positions and velocities; a heating ramp from the temperature it halted
+at). A run's outcome comes from the fix's records (:class:`~lammps_al.core.records.RunStatus` says whether it
+halted and why; the run log gives sigma, temperature and the structure along the trajectory) and its exit
+code: halted, completed or crashed (with the tail of its log). Each run works in its own folder
+``iter_NNN/explore/NAME/``.
 """
 
 from __future__ import annotations
@@ -19,10 +25,12 @@ from pathlib import Path
 import numpy as np
 
 from lammps_al.core import runtime
-from lammps_al.core.errors import LammpsAlError
+from lammps_al.core.errors import ConfigError, LammpsAlError, LoopError
+from lammps_al.core.lammps_log import read_coexistence
 from lammps_al.core.progress import ProgressBar
-from lammps_al.core.records import (ExploreRecord, ExploreRunResult, read_run_log, read_run_status, run_log_path,
-                                    run_status_path)
+from lammps_al.core.records import (ExploreRecord, ExploreRunResult, MaterialRecord, RunLogRow, read_marker,
+                                    read_run_log, read_run_status, run_log_path, run_status_path)
+from lammps_al.core.resources import find_file
 from lammps_al.executors import make_executor
 from lammps_al.loop.config import LoopConfig, iter_dir
 
@@ -79,8 +87,9 @@ def run_exploration(task: ExploreTask) -> ExploreRunResult:
     seconds = time.perf_counter() - start
     rows = read_run_log(run_log_path(task.flagged, task.name))
     status = read_run_status(run_status_path(task.flagged, task.name))
+    halt_step = None
     if status is not None and status.status == "halted":
-        state, reason = "halted", status.reason
+        state, reason, halt_step = "halted", status.reason, status.step
     elif returncode == 0:
         state, reason = "completed", ""
     else:
@@ -90,12 +99,42 @@ def run_exploration(task: ExploreTask) -> ExploreRunResult:
         log_text = _read(Path(task.workdir) / "log.lammps")
         error = "\n".join((log_text + "\n" + output).strip().splitlines()[-15:])
     sigmas = [r.max_sigma for r in rows]
+    melting = read_coexistence(_read(Path(task.workdir) / "log.lammps"), Path(task.workdir) / COEXISTENCE_SERIES)
     return ExploreRunResult(
         name=task.name, kind=task.kind, status=state, seconds=seconds, seed=task.seed, returncode=returncode,
         scoring_steps=len(rows), flagged=any(r.action != "none" for r in rows),
         mean_max_sigma=float(np.mean(sigmas)) if sigmas else None, max_sigma=sigmas,
-        temperature=[r.temp_K for r in rows], halt_reason=reason, error=error,
-        log=str(Path(task.workdir) / "log.lammps"), started=started, finished=time.time(), host=socket.gethostname())
+        rms_sigma=[r.rms_sigma for r in rows],
+        temperature=[r.temp_K for r in rows], halt_reason=reason, halt_step=halt_step, error=error,
+        log=str(Path(task.workdir) / "log.lammps"), started=started, finished=time.time(), host=socket.gethostname(),
+        reached=reached(rows), continued_from=task.variables.get("start", ""), melting=melting or {})
+
+
+COEXISTENCE_SERIES = "coexistence.txt"
+
+
+def reached(rows: list[RunLogRow]) -> list[str]:
+    """The structure kinds a run visited, from the fix's per-step classification (common neighbour analysis
+    and coordination): crystal (> 95 % of the atoms in fcc/hcp/bcc surroundings), crystal with defects (> 50 %),
+    partly crystalline (> 15 %: a solid-liquid interface, a small molten region), liquid or amorphous, free
+    surface (> 5 % of the atoms with fewer than 4/5 of the bulk's neighbours); each with the temperature range it
+    was seen at."""
+    kinds: dict[str, list[float]] = {}
+    for r in rows:
+        if r.crystalline < 0:
+            continue
+        if r.crystalline > 0.95:
+            kind = "crystal"
+        elif r.crystalline > 0.5:
+            kind = "crystal with defects"
+        elif r.crystalline > 0.15:
+            kind = "partly crystalline"
+        else:
+            kind = "liquid or amorphous"
+        labels = [kind] + (["free surface"] if r.undercoordinated > 0.05 else [])
+        for label in labels:
+            kinds.setdefault(label, []).append(r.temp_K)
+    return [f"{k} {min(t):.0f}-{max(t):.0f} K" for k, t in kinds.items()]
 
 
 def _read(path: Path) -> str:
@@ -105,21 +144,153 @@ def _read(path: Path) -> str:
         return ""
 
 
+def evaluate(value, names: dict[str, float], where: str):
+    """A number as given, or an arithmetic expression in ``names`` (``"1.2*tm"``, ``"tm + 100"``)."""
+    import ast
+    import operator
+
+    if not isinstance(value, str) or not any(name in value for name in names):
+        return value
+    ops = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+           ast.Pow: operator.pow, ast.USub: operator.neg, ast.UAdd: operator.pos}
+
+    def walk(node):
+        if isinstance(node, ast.Expression):
+            return walk(node.body)
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+            return node.value
+        if isinstance(node, ast.Name) and node.id in names:
+            return names[node.id]
+        if isinstance(node, ast.BinOp) and type(node.op) in ops:
+            return ops[type(node.op)](walk(node.left), walk(node.right))
+        if isinstance(node, ast.UnaryOp) and type(node.op) in ops:
+            return ops[type(node.op)](walk(node.operand))
+        raise ValueError(ast.dump(node))
+
+    try:
+        return float(walk(ast.parse(value, mode="eval")))
+    except (SyntaxError, ValueError, ZeroDivisionError):
+        raise ConfigError(f"{where} = {value!r} is not an arithmetic expression in {sorted(names)} and numbers") from None
+
+
+def material_variables(m: MaterialRecord | None) -> dict:
+    """The -var values every exploration run gets from the model's view of the element."""
+    if m is None:
+        return {}
+    lattice = m.structure if m.structure in ("fcc", "bcc", "hcp", "sc", "diamond") else "fcc"
+    cna_cutoff = (0.8536 if lattice == "fcc" else 1.2071) * m.a0 * 1.02
+    return {"element": m.element, "mass": round(m.mass, 6), "lattice": lattice, "a": round(m.a0, 6),
+            "a0": round(m.a0, 6), "tm": round(m.tm_K, 2), "lal_elements": m.element,
+            "lal_cna_cutoff": round(cna_cutoff, 4), "lal_bulk_coordination": 14 if lattice == "bcc" else 12}
+
+
+def continuation(cfg: LoopConfig, k: int, name: str, workdir: Path) -> dict:
+    """When run ``name`` halted in iteration k-1 on a configuration the fix wrote whole: the -var values that
+    continue it from there (a data file with positions and velocities, and for a heating ramp the
+    temperature it had reached)."""
+    if k == 0:
+        return {}
+    previous = read_marker(iter_dir(cfg.loop, k - 1), ExploreRecord)
+    if previous is None or name not in previous.runs or previous.runs[name].status != "halted":
+        return {}
+    status = read_run_status(run_status_path(iter_dir(cfg.loop, k - 1) / "flagged", name))
+    if status is None or not status.halt_configuration or not Path(status.halt_configuration).is_file():
+        return {}
+    from ase.io import read
+
+    atoms = read(status.halt_configuration)
+    workdir.mkdir(parents=True, exist_ok=True)
+    data = workdir / "start.data"
+    data.write_text(lammps_data(atoms))
+    out = {"start": str(data)}
+    if status.temperature_K is not None:
+        out["t_start"] = round(status.temperature_K, 2)
+    return out
+
+
+def lammps_data(atoms) -> str:
+    """A LAMMPS data file (atom_style atomic, one type) of a flagged configuration, with its velocities."""
+    from lammps_al.core.records import ID_COLUMN, VELOCITY_COLUMN
+
+    cell = atoms.cell.array
+    ids = atoms.arrays.get(ID_COLUMN, np.arange(1, len(atoms) + 1))
+    velocities = atoms.arrays.get(VELOCITY_COLUMN, np.zeros((len(atoms), 3)))
+    lines = ["lammps_al: a halting configuration to continue from", "", f"{len(atoms)} atoms", "1 atom types", "",
+             f"0 {cell[0, 0]:.10f} xlo xhi", f"0 {cell[1, 1]:.10f} ylo yhi", f"0 {cell[2, 2]:.10f} zlo zhi",
+             f"{cell[1, 0]:.10f} {cell[2, 0]:.10f} {cell[2, 1]:.10f} xy xz yz", "", "Atoms # atomic", ""]
+    lines += [f"{int(i)} 1 {x:.10f} {y:.10f} {z:.10f}" for i, (x, y, z) in zip(ids, atoms.positions)]
+    lines += ["", "Velocities", ""]
+    lines += [f"{int(i)} {vx:.10g} {vy:.10g} {vz:.10g}" for i, (vx, vy, vz) in zip(ids, velocities)]
+    return "\n".join(lines) + "\n"
+
+
 def tasks(cfg: LoopConfig, k: int) -> list[ExploreTask]:
     s = cfg.loop
     d = iter_dir(s, k)
     potdir = d / "potential"
+    m = read_marker(d, MaterialRecord)
+    names = {"tm": m.tm_K, "tm_guess": m.tm_guess_K or m.tm_K, "a0": m.a0, "mass": m.mass,
+             "bulk": m.bulk_modulus_GPa} if m else {}
+    fix_snippet = find_file("lammps_al_fix.lammps", "in_files", what="the fix snippet")
     out = []
     for j, run in enumerate(s.explore):
-        variables = {**s.lammps_variables, **run.variables}
+        variables = {**material_variables(m), "fix_snippet": str(fix_snippet)}
+        for key, value in {**s.exploration_variables(), **run.variables}.items():
+            variables[key] = evaluate(value, names, f"[[explore]] {run.name}: {key}")
         if s.selection == "random":
             variables.update(RANDOM_POOL_VARIABLES)
+        if run.input.name == "coexistence.in":
+            variables.update({"pair": str(potdir / f"{s.potential_name}.{s.model_snippet}.lammps"),
+                              "out": COEXISTENCE_SERIES})
+        variables.update(continuation(cfg, k, run.name, d / "explore" / run.name))
         out.append(ExploreTask(
             name=run.name, kind=run.kind, input=str(run.input), workdir=str(d / "explore" / run.name),
             flagged=str(d / "flagged"), snippet=str(potdir / f"{s.potential_name}.{s.model_snippet}.lammps"),
             potdir=str(potdir), seed=1000 * (s.seed + 1) + 37 * k + j + 1, nprocs=s.nprocs, variables=variables,
             timeout=s.run_timeout))
     return out
+
+
+def halted_at_start(run: ExploreRunResult) -> bool:
+    return run.status == "halted" and run.scoring_steps <= 1
+
+
+def check_not_stuck(cfg: LoopConfig, k: int, runs: dict[str, ExploreRunResult]) -> None:
+    """Two ways an iteration can give the loop nothing to learn from, which another iteration would repeat:
+    every run crashed (a setting every run shares, most often), or every run halted at its first scoring
+    step in this iteration and the one before (whose halting configurations were labelled): the model is
+    not trusted anywhere the exploration starts. Stop with what to change; the labels stay in the store, and
+    ``--resume`` runs this exploration again with the changed settings."""
+    if not runs:
+        return
+    if all(r.status == "crashed" for r in runs.values()):
+        first = next(iter(runs.values()))
+        lines = first.error.splitlines()
+        said = [line for line in lines if line.startswith("ERROR")] or lines[-5:]
+        raise LoopError(f"{cfg.source}: every exploration run of iteration {k} crashed; the first, {first.name}, "
+                        f"ended with: {said[-1] if said else f'exit code {first.returncode}'} (its log: {first.log})."
+                        f" Fix what it names, then continue with --resume (labels so far are kept)")
+    if k == 0 or not all(halted_at_start(r) for r in runs.values()):
+        return
+    previous = read_marker(iter_dir(cfg.loop, k - 1), ExploreRecord)
+    if previous is None or not previous.runs or not all(halted_at_start(r) for r in previous.runs.values()):
+        return
+    s = cfg.loop
+    worst = max((r.max_sigma[0] for r in runs.values() if r.max_sigma), default=float("nan"))
+    halts = set()
+    for name in runs:
+        status = read_run_status(run_status_path(iter_dir(s, k) / "flagged", name))
+        if status is not None and "halt" in status.settings:
+            halts.add(f"{status.settings['halt']:g}")
+    rule = (f"[loop] force_target, now {s.force_target} eV/A: runs halt at 20x; " if s.force_target > 0 else "")
+    raise LoopError(
+        f"{cfg.source}: every exploration run halted at its first scoring step in iterations {k - 1} and {k} "
+        f"(largest predicted error there {worst:.3g}, halt threshold {', '.join(sorted(halts)) or 'unknown'}): "
+        f"the potential is not trusted anywhere the runs start, and labelling those configurations did not "
+        f"change that. Raise the halt threshold ({rule}or lal_halt in [loop] lammps_variables or in a run's "
+        f"variables), start the runs closer to what was labelled (lower temperatures, [loop] start_size = "
+        f"\"small\"), or check the oracle's labels of {iter_dir(s, k - 1) / 'flagged'}; then continue with "
+        f"--resume (labels so far are kept)")
 
 
 def explore(cfg: LoopConfig, k: int, show_progress: bool = True) -> ExploreRecord:
@@ -151,7 +322,11 @@ def explore(cfg: LoopConfig, k: int, show_progress: bool = True) -> ExploreRecor
     finally:
         bar.close()
     runs = {task.name: results[task.name] for task in todo}       # in config order, whatever finished first
-    sig = [r.mean_max_sigma for r in runs.values() if r.mean_max_sigma is not None]
+    check_not_stuck(cfg, k, runs)
+    if s.statistic == "rms":
+        sig = [float(np.mean(r.rms_sigma)) for r in runs.values() if r.rms_sigma]
+    else:
+        sig = [r.mean_max_sigma for r in runs.values() if r.mean_max_sigma is not None]
     return ExploreRecord(runs=runs, trajectory_sigma=float(np.mean(sig)) if sig else None,
                          flag_fraction=float(np.mean([r.flagged for r in runs.values()])) if runs else 0.0,
                          crashed=[n for n, r in runs.items() if r.status == "crashed"],

@@ -24,18 +24,35 @@ def fit(cfg: LoopConfig, k: int, show_progress: bool = True) -> FitRecord:
     config = dataclasses.replace(cfg.fit, fit=dataclasses.replace(cfg.fit.fit, output_dir=out))
     outcome = fit_potential(config, show_progress=show_progress)
     metrics = outcome.metrics
-    return FitRecord(potential=str(outcome.paths["potential"]), n_configurations=config_count(metrics),
+    potential = outcome.potential
+    selection = potential.settings.get("model_selection") or {}
+    return FitRecord(potential=str(outcome.paths["potential"]),
+                     n_configurations=int(potential.settings.get("n_configurations", config_count(metrics))),
                      train=metrics["train"].get("*ALL", {}), test=metrics["test"].get("*ALL", {}),
-                     seconds=time.perf_counter() - t)
+                     seconds=time.perf_counter() - t, model=f"{potential.model}:{potential.descriptor.twojmax}",
+                     selection=selection, cost_natoms3=store_cost(cfg))
+
+
+def store_cost(cfg: LoopConfig) -> float:
+    """Sum of natoms^3 over every configuration labelled so far (the store's manifest)."""
+    from lammps_al.train.store import LabelledStore
+
+    records = {(r.hash, r.oracle_hash): r for r in LabelledStore(cfg.fit.training.dir).records() if r.status == "ok"}
+    return float(sum(float(r.natoms) ** 3 for r in records.values()))
 
 
 def held_out(cfg: LoopConfig, k: int) -> HeldOutRecord:
-    """Errors of iteration k's potential on the held-out reference MD set (made once, cached)."""
+    """Errors of iteration k's potential on the held-out MD set of the oracle (made once per workdir, from MD
+    with the oracle itself at temperatures relative to its melting point, labelled by it)."""
+    from lammps_al.train.held_out import reference_plan
+    from lammps_al.train.oracles import OracleSpec
+
     oracle = cfg.fit.oracle
-    if oracle.name != "eam" or oracle.settings.get("potential", "Al_mm.eam.fs") != "Al_mm.eam.fs":
-        # the held-out snapshots are labelled by the EAM reference; another oracle's potential would be
-        # scored against a different reference (different absolute energies), which means nothing
-        return HeldOutRecord(skipped=f"the held-out MD set is labelled by Al_mm.eam.fs, not by the oracle "
+    if oracle.name != "eam":
+        return HeldOutRecord(skipped=f"the held-out MD set needs an oracle LAMMPS can run for its MD (eam), not "
                                      f"{oracle.name!r}")
-    snapshots = labelled_held_out_set(cfg.loop.workdir / "held_out.extxyz")
+    spec = OracleSpec(oracle.name, dict(oracle.settings))
+    cache = cfg.loop.workdir / "held_out.extxyz"
+    plan = None if cache.is_file() else reference_plan(spec, cfg.fit.descriptor.elements[0], cfg.loop.workdir)
+    snapshots = labelled_held_out_set(cache, plan, spec)
     return held_out_errors(potential_path(cfg.loop, k), snapshots)

@@ -31,4 +31,5 @@ def label(cfg: LoopConfig, k: int, selected: SelectRecord, show_progress: bool =
                                 show_progress=show_progress, executor=cfg.fit.executor, workdir=cfg.loop.workdir)
     return LabelStageRecord(labelled=summary.labelled, skipped=summary.skipped,
                             failed=[LabelFailure(source=s, error=e.splitlines()[0]) for s, e in summary.failed],
-                            seconds=time.perf_counter() - t)
+                            seconds=time.perf_counter() - t, cost_natoms3=summary.cost_natoms3,
+                            oracle_seconds=summary.seconds)

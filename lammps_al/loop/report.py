@@ -95,17 +95,26 @@ def summary_lines(e: IterationSummary, sigma_target: float) -> list[str]:
         refit = (f"energy RMSE {held.energy_rmse_eV_atom * 1e3:.2f} meV/atom, force RMSE "
                  f"{held.force_rmse_eV_A:.4f} eV/A on the held-out MD set, Spearman(sigma, error) "
                  f"{'n/a' if rho is None else f'{rho:.2f}'}")
+        if held.force_error_ratio is not None:
+            refit += f", RMS actual/predicted force error {held.force_error_ratio:.2f} ({held.ratio_scorer})"
     sig = e.trajectory_sigma
 
     def fmt(v):
         return "n/a" if v is None else f"{v:.2f}"
 
+    model = f"model {e.model}" + (f" (runner-up {e.runner_up})" if e.runner_up else "")
     lines = [f"iteration {e.iteration}: trajectory sigma {'n/a' if sig is None else f'{sig:.4g}'} "
              f"(target {sigma_target:g}), runs flagging {e.flag_fraction:.0%}, flagged {e.flagged}, "
-             f"selected {e.selected}, labelled {e.labelled} (total {e.labels_total})",
-             f"  refit: {refit}; calibration: n={e.calibration_n}, Spearman {fmt(e.calibration_spearman)}, "
-             f"scale {fmt(e.calibration_scale)}",
-             "  time: " + ", ".join(f"{k} {v:.0f} s" for k, v in e.seconds.items())]
+             f"selected {e.selected}, labelled {e.labelled} (total {e.labels_total}, cost "
+             f"{e.cost_natoms3:.3g} natoms^3)",
+             f"  refit {model}: {refit}",
+             f"  energy uncertainty of the new labels (the potential that flagged them): n={e.calibration_n}, "
+             f"Spearman(sigma, error) {fmt(e.calibration_spearman)}, RMS actual/predicted "
+             f"{fmt(e.calibration_scale)}"]
+    if e.reached:
+        lines.append("  runs reached:")
+        lines += [f"    {r}" for r in e.reached]
+    lines.append("  time: " + ", ".join(f"{k} {v:.0f} s" for k, v in e.seconds.items()))
     if e.halted:
         lines.append(f"  halted exploration runs: {', '.join(e.halted)}")
     if e.crashed:

@@ -21,11 +21,14 @@ def build_start(cfg: LoopConfig, show_progress: bool = True) -> StartRecord:
         atoms.info["source"] = f"start/{atoms.info['kind']}/{i}"
     store = LabelledStore(cfg.fit.training.dir)
     labelled = failed = 0
+    cost = 0.0
     for group in sorted({str(a.info.get("group", "start")) for a in configs}):
         members = [a for a in configs if str(a.info.get("group", "start")) == group]
         summary = label_with_oracle(members, cfg.fit.oracle, store, group=group, show_progress=show_progress,
                                     executor=cfg.fit.executor, workdir=s.workdir)
         labelled += summary.labelled
         failed += len(summary.failed)
+        cost += summary.cost_natoms3
     return StartRecord(structures=len(configs), labelled=labelled, failed=failed,
-                       seconds=time.perf_counter() - t, kinds=dict(Counter(a.info["kind"] for a in configs)))
+                       seconds=time.perf_counter() - t, kinds=dict(Counter(a.info["kind"] for a in configs)),
+                       cost_natoms3=cost, max_natoms=max(len(a) for a in configs))

@@ -34,6 +34,7 @@ BUILTIN_MODELS = {
 }
 BUILTIN_SCORERS = {
     "bayes": "lammps_al.models.scorers:BayesScorer",
+    "bayes_force": "lammps_al.models.scorers:BayesForceScorer",
     "committee": "lammps_al.models.scorers:CommitteeScorer",
     "grade": "lammps_al.models.scorers:GradeScorer",
 }
@@ -170,6 +171,11 @@ class Model:
         raise ScorerError(f"model {self.kind!r} is not linear in its parameters: it has no feature vector, so "
                           f"posterior-based scorers (bayes, committee, grade) do not apply")
 
+    def force_features(self, elems: np.ndarray, descriptors: np.ndarray, gradients: np.ndarray) -> np.ndarray:
+        """J_j with F_j = theta . J_j (models linear in their parameters only): -sum_i dphi_i/dr_j, blocked by
+        the element of i, shape (n, 3, n_elements * p). ``gradients[i, j, a, k]`` = dB_ik / dr_ja."""
+        raise ScorerError(f"model {self.kind!r} is not linear in its parameters: it has no force features")
+
     @property
     def linear_in_parameters(self) -> bool:
         return type(self).features is not Model.features
@@ -185,14 +191,16 @@ class Model:
 @dataclass
 class FitProducts:
     """What a fit hands the scorers so that each makes its data: the fitted potential and model, the
-    posterior covariance (None for non-Bayesian solvers), the training atoms' descriptors per element, and
-    the seed for anything random."""
+    posterior covariance (None for non-Bayesian solvers), the training atoms' descriptors per element, their
+    force features (J_j, F_j = theta . J_j, for models linear in their parameters; the force rows of the
+    design matrix) and the seed for anything random."""
 
     potential: Potential
     model: Model
     covariance: np.ndarray | None
     descriptors: list[np.ndarray]           # per element: (n_atoms_e, d)
     seed: int = 0
+    force_features: np.ndarray | None = None    # (n_atoms, 3, n_elements * p)
     _features: list | None = field(default=None, repr=False)
 
     @property
@@ -203,13 +211,21 @@ class FitProducts:
         return self._features
 
 
+DESCRIPTORS = "descriptors"            # a scorer's input: the atoms' descriptors B_i, (n, d)
+FORCE_FEATURES = "force_features"      # or their force features J_j, (n, 3, n_elements * p)
+CALIBRATION = "calibration"            # arrays calibration.<scorer id>: the scale that makes a scorer predict
+#                                        the atom's force error in eV/A (from the fit's cross-validation)
+
+
 class Scorer:
     """Base class of every per-atom uncertainty; subclasses set ``name``, ``unit``, ``needs`` and implement
-    :meth:`produce`, :meth:`from_potential` and :meth:`__call__`."""
+    :meth:`produce`, :meth:`from_potential` and :meth:`__call__`. ``inputs`` says what ``__call__`` takes: the
+    atoms' descriptors (the default) or their force features."""
 
     name: ClassVar[str] = ""
     unit: ClassVar[str] = ""                 # "eV" for energy uncertainties, "1" for dimensionless ones
     needs: ClassVar[tuple[str, ...]] = ()    # potential arrays it reads (prefix.* names or exact names)
+    inputs: ClassVar[str] = DESCRIPTORS
 
     @classmethod
     def produce(cls, fit: FitProducts) -> dict[str, np.ndarray]:
@@ -235,9 +251,26 @@ def _has(potential: Potential, need: str) -> bool:
     return need in potential.arrays
 
 
-def make_scorer(potential: Potential, model: Model, name: str):
-    """The scorer ``name`` for ``potential`` (None for "none"); a :class:`ScorerError` naming what the
-    potential lacks and how to get it."""
+class Calibrated:
+    """A scorer mapped to the atom's predicted force error (eV/A) by the calibration its potential stores for
+    it: ``scale * raw ** exponent`` (the exponent 1 when only a scale is stored)."""
+
+    def __init__(self, scorer, scale: float, exponent: float = 1.0):
+        self.scorer, self.scale, self.exponent = scorer, float(scale), float(exponent)
+        self.inputs, self.name, self.unit = scorer.inputs, scorer.name, "eV/A"
+
+    def __call__(self, elems, data):
+        raw = self.scorer(elems, data)
+        return self.scale * (raw if self.exponent == 1.0 else np.power(np.maximum(raw, 0.0), self.exponent))
+
+
+def calibration_key(name: str) -> str:
+    return f"{CALIBRATION}.{scorer_id(name)}"
+
+
+def make_scorer(potential: Potential, model: Model, name: str, calibrated: bool = True):
+    """The scorer ``name`` for ``potential`` (None for "none"), calibrated when the potential stores a scale for
+    it (and ``calibrated``); a :class:`ScorerError` naming what the potential lacks and how to get it."""
     if name == NO_SCORER:
         return None
     cls = scorer_class(name)
@@ -246,7 +279,12 @@ def make_scorer(potential: Potential, model: Model, name: str):
         raise ScorerError(f"scorer {name!r} needs {missing} in the potential file, and this potential has none "
                           f"(fitted with solver {potential.settings.get('fit', {}).get('solver')!r}); refit with "
                           f"lammps-al fit and solver = 'bayes' (the posterior gives every built-in scorer its data)")
-    return cls.from_potential(potential, model)
+    scorer = cls.from_potential(potential, model)
+    stored = potential.arrays.get(calibration_key(name))
+    if not calibrated or stored is None:
+        return scorer
+    stored = np.atleast_1d(stored)
+    return Calibrated(scorer, float(stored[0]), float(stored[1]) if stored.size > 1 else 1.0)
 
 
 def scorer_id(name: str) -> str:
@@ -275,15 +313,26 @@ def produce_scorer_data(fit: FitProducts) -> dict[str, np.ndarray]:
     return out
 
 
-def score_statistics(potential: Potential, model: Model, descriptors: list[np.ndarray]) -> dict:
-    """Each available scorer's values over the training atoms (descriptors per element) as
-    :class:`~lammps_al.core.records.ScoreStats`: the fix calibrates its thresholds on them."""
+def score(scorer, descriptors: list[np.ndarray], force_features: np.ndarray | None = None,
+          force_elements: np.ndarray | None = None) -> np.ndarray:
+    """A scorer's values over atoms given per element (descriptors) or together (force features)."""
+    if scorer.inputs == FORCE_FEATURES:
+        if force_features is None or not len(force_features):
+            return np.zeros(0)
+        return scorer(force_elements, force_features)
+    values = [scorer(np.full(len(B), e), B) for e, B in enumerate(descriptors) if len(B)]
+    return np.concatenate(values) if values else np.zeros(0)
+
+
+def score_statistics(potential: Potential, model: Model, descriptors: list[np.ndarray],
+                     force_features: np.ndarray | None = None, force_elements: np.ndarray | None = None) -> dict:
+    """Each available scorer's values over the training atoms as :class:`~lammps_al.core.records.ScoreStats`
+    (calibrated when the potential stores a scale): the fix calibrates its thresholds on them."""
     from lammps_al.core.records import ScoreStats
 
     stats = {}
     for name in available_scorers(potential):
-        scorer = make_scorer(potential, model, name)
-        values = [scorer(np.full(len(B), e), B) for e, B in enumerate(descriptors) if len(B)]
-        if values:
-            stats[name] = ScoreStats.from_values(np.concatenate(values))
+        values = score(make_scorer(potential, model, name), descriptors, force_features, force_elements)
+        if values.size:
+            stats[name] = ScoreStats.from_values(values)
     return stats

@@ -5,6 +5,10 @@ vector, [1, B] for linear SNAP, [1, B, quadratic(B)] for quadratic SNAP; e its e
   atom's energy, from the Bayesian fit's covariance Sigma (``posterior.covariance``, stored by the fit).
 - ``committee``: the sample standard deviation of phi_i . theta_k over K coefficient vectors theta_k drawn
   from the posterior (``committee.samples``, drawn by the fit, seeded), eV.
+- ``bayes_force``: the posterior standard deviation of the atom's force components, eV/A:
+  sqrt(sum_a J_ja Sigma J_ja^T / 3) with J_ja = dF_ja/dtheta the atom's force features (in LAMMPS from
+  ``compute snad/atom``, in the fit the force rows of the design matrix): the RMS over x, y, z, in the same
+  convention as a force RMSE.
 - ``grade``: the extrapolation grade max_j |(phi_i A_e^{-1})_j| against an active set A_e of training atoms
   chosen by MaxVol (as in MLIP and pacemaker): <= 1 inside the training set's span, > 1 extrapolating
   (``grade.projector.E`` per element, made from the training atoms' features). Dimensionless.
@@ -15,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from lammps_al.core.potential import COVARIANCE, Potential
-from lammps_al.models.registry import FitProducts, Model, Scorer
+from lammps_al.models.registry import FORCE_FEATURES, FitProducts, Model, Scorer
 
 COMMITTEE_SIZE = 32
 
@@ -75,6 +79,37 @@ class BayesScorer(Scorer):
         for e in range(self.n_elements):
             total[e * nf:(e + 1) * nf] = phi[np.asarray(elems) == e].sum(axis=0)
         return float(np.sqrt(max(total @ self.covariance @ total, 0.0)))
+
+
+class BayesForceScorer(Scorer):
+    name = "bayes_force"
+    unit = "eV/A"
+    needs = (COVARIANCE,)
+    inputs = FORCE_FEATURES
+
+    def __init__(self, covariance: np.ndarray):
+        self.covariance = np.asarray(covariance, dtype=float)
+
+    @classmethod
+    def produce(cls, fit: FitProducts) -> dict[str, np.ndarray]:
+        return {}           # the posterior covariance is bayes's (the same array)
+
+    @classmethod
+    def from_potential(cls, potential: Potential, model: Model) -> "BayesForceScorer":
+        if not model.linear_in_parameters:
+            from lammps_al.core.errors import ScorerError
+
+            raise ScorerError(f"scorer 'bayes_force' needs a model linear in its parameters, not {model.kind!r}")
+        BayesScorer.from_potential(potential, model)           # the same shape checks
+        return cls(potential.covariance)
+
+    def __call__(self, elems, force_features):
+        J = np.asarray(force_features)                         # (n, 3, p)
+        if not len(J):
+            return np.zeros(0)
+        rows = J.reshape(-1, J.shape[-1])
+        variance = np.sum((rows @ self.covariance) * rows, axis=1).reshape(len(J), 3).mean(axis=1)
+        return np.sqrt(np.maximum(variance, 0.0))
 
 
 def posterior_samples(mean: np.ndarray, covariance: np.ndarray, k: int = COMMITTEE_SIZE, seed: int = 0) -> np.ndarray:

@@ -74,6 +74,9 @@ class LinearSNAP(Model):
         """The features energies are linear in, per atom: [1, B]."""
         return np.hstack([np.ones((len(descriptors), 1)), descriptors])
 
+    def force_features(self, elems, descriptors, gradients):
+        return _force_features(elems, gradients, self.n_elements, self.n_params, lambda i, g: g)
+
     @classmethod
     def from_mliap_model_file(cls, path: str | Path) -> "LinearSNAP":
         """Read an ML-IAP ``.mliap.model`` (or ``.snapcoeff``) linear coefficient file.
@@ -135,6 +138,18 @@ def quadratic_features(descriptors: np.ndarray) -> np.ndarray:
     return q
 
 
+def _force_features(elems, gradients, n_elements: int, n_params: int, chain) -> np.ndarray:
+    """J_j = -sum_i dphi_i/dr_j, blocked by the element of i: (n, 3, n_elements * n_params); ``chain(i, g)`` turns
+    g = dB_i/dr_j (n, 3, d) into dphi_i/dr_j without the constant feature."""
+    grad = np.asarray(gradients)
+    n = grad.shape[1]
+    out = np.zeros((n, 3, n_elements * n_params))
+    for i in range(grad.shape[0]):
+        e = int(elems[i])
+        out[:, :, e * n_params + 1:(e + 1) * n_params] -= chain(i, grad[i])
+    return out
+
+
 class QuadraticSNAP(Model):
     """Quadratic SNAP: E_i = beta0 + beta . B_i + 1/2 B_i^T M B_i, per element.
 
@@ -182,6 +197,23 @@ class QuadraticSNAP(Model):
 
     def features(self, descriptors: np.ndarray) -> np.ndarray:
         return np.hstack([np.ones((len(descriptors), 1)), descriptors, quadratic_features(descriptors)])
+
+    def force_features(self, elems, descriptors, gradients):
+        B = np.asarray(descriptors)
+
+        def chain(i, g):          # g: (n, 3, d) = dB_i/dr_j  ->  (n, 3, d + d(d+1)/2) = dphi_i/dr_j
+            b = B[i]
+            d = len(b)
+            quad = np.empty(g.shape[:2] + (d * (d + 1) // 2,))
+            start = 0
+            for k in range(d):   # the block of B_k * B_k..B_d (0.5 B_k^2 first): compute snap's order
+                stop = start + d - k
+                quad[..., start:stop] = g[..., k:k + 1] * b[k:] + b[k] * g[..., k:]
+                quad[..., start] *= 0.5
+                start = stop
+            return np.concatenate([g, quad], axis=-1)
+
+        return _force_features(elems, gradients, self.n_elements, self.n_params, chain)
 
     def energies(self, elems: np.ndarray, descriptors: np.ndarray) -> np.ndarray:
         if self.n_elements == 1:

@@ -19,7 +19,7 @@ import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
 
 from lammps_al.core.potential import Potential, load
-from lammps_al.models.registry import default_scorer, make_scorer, model_for
+from lammps_al.models.registry import FORCE_FEATURES, default_scorer, make_scorer, model_for
 from lammps_al.train.descriptors import SnapWorker
 
 
@@ -57,7 +57,11 @@ class SNAPCalculator(Calculator):
         self.results["energy"] = self.results["free_energy"] = float(energies.sum())
         self.results["forces"] = forces
         if self.scorer is not None:
-            self.results["energies_uncertainty"] = self.scorer(data["elements"], data["B"])
+            if self.scorer.inputs == FORCE_FEATURES:
+                J = self.model.force_features(data["elements"], data["B"], data["grad"])
+                self.results["energies_uncertainty"] = self.scorer(data["elements"], J)
+            else:
+                self.results["energies_uncertainty"] = self.scorer(data["elements"], data["B"])
         if "stress" in properties:
             self.results["stress"] = self._numeric_stress(atoms)
 

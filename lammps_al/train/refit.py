@@ -115,11 +115,22 @@ def finish_potential(state: FitState, config: Config, configs: list[Atoms], test
                           "groups": {g: gw.__dict__ for g, gw in config.groups.items()},
                           "config_file": str(config.source), "n_configurations": len(configs),
                           "n_test_configurations": int(test.sum())}
+    if state.selection is not None:
+        potential.settings["model_selection"] = state.selection
     potential.created, potential.command = now(), command_line()
     model = model_for(stamp(potential))
-    products = FitProducts(potential, model, potential.covariance, state.descriptors, seed=config.fit.seed)
+    training = state.training_atoms(test) if state.atoms is not None else None
+    forces = training.force_features if training is not None else None
+    elements = training.element if training is not None else None
+    products = FitProducts(potential, model, potential.covariance, state.descriptors, seed=config.fit.seed,
+                           force_features=forces)
     potential.arrays.update(produce_scorer_data(products))
-    write_training_scores(potential, score_statistics(potential, model, state.descriptors))
+    if config.fit.calibrate and state.atoms is not None and state.design is not None:
+        from lammps_al.train.calibration import apply_scales, cross_validated_scales
+
+        apply_scales(potential, cross_validated_scales(potential, state.design, state.weights, state.train_rows,
+                                                       state.atoms, state.solver_options, seed=config.fit.seed))
+    write_training_scores(potential, score_statistics(potential, model, state.descriptors, forces, elements))
     return potential
 
 

@@ -124,11 +124,47 @@ def solve_bayes(A, b, weights, alpha: float | None = None, beta: float | None = 
     n, p = Aw.shape
     scale = _column_scale(Aw)
     u, s, vt = _svd(Aw / scale)
-    s2 = s**2
     ub = u.T @ bw
     resid_outside = max(float(bw @ bw - ub @ ub), 0.0)  # part of b outside the column space of A
+    return _bayes(s, vt, ub, resid_outside, n, p, scale, float(np.var(bw)), alpha, beta, max_iter, tol)
+
+
+def gram(A, b, weights) -> tuple[np.ndarray, np.ndarray, float, int]:
+    """(A^T A, A^T b, b^T b, rows) of the weighted system: all :func:`solve_bayes_gram` needs. Sub-blocks of
+    these for a subset of columns are the Gram matrices of the smaller model."""
+    Aw, bw = _weighted(A, b, weights)
+    return Aw.T @ Aw, Aw.T @ bw, float(bw @ bw), Aw.shape[0]
+
+
+def solve_bayes_gram(G: np.ndarray, Atb: np.ndarray, btb: float, n: int, alpha: float | None = None,
+                     beta: float | None = None, max_iter: int = 500, tol: float = 1e-10,
+                     b_variance: float | None = None) -> FitResult:
+    """:func:`solve_bayes` from the Gram matrix of the weighted system (p x p, cheap to slice for model
+    selection): the same posterior and evidence to rounding, through an eigendecomposition instead of an
+    SVD (directions with eigenvalues below 1e-13 of the largest are treated as unseen by the data)."""
+    p = G.shape[0]
+    if not (np.all(np.isfinite(G)) and np.all(np.isfinite(Atb)) and np.isfinite(btb)):
+        raise FitError("the Gram matrix of the design contains NaN or inf")
+    scale = np.sqrt(np.maximum(np.diag(G), 0.0) / max(n, 1))
+    scale = np.where(scale > 0, scale, 1.0)
+    Gs = G / np.outer(scale, scale)
+    lam, V = np.linalg.eigh(0.5 * (Gs + Gs.T))
+    keep = lam > 1e-13 * max(lam.max(), 1e-300)
+    s = np.sqrt(lam[keep])[::-1]
+    vt = V[:, keep].T[::-1]
+    ub = (vt @ (Atb / scale)) / s
+    resid_outside = max(btb - float(ub @ ub), 0.0)
+    variance = b_variance if b_variance is not None else btb / max(n, 1)
+    return _bayes(s, vt, ub, resid_outside, n, p, scale, variance, alpha, beta, max_iter, tol)
+
+
+def _bayes(s, vt, ub, resid_outside, n, p, scale, b_variance, alpha, beta, max_iter, tol) -> FitResult:
+    """The evidence-maximising iteration and the posterior, given the spectrum of the scaled design: singular
+    values ``s``, right singular vectors ``vt`` (rows), ``ub`` = U^T b and the residual outside the column
+    space (MacKay's fixed point, Bishop PRML 3.5.2)."""
+    s2 = s**2
     a = alpha if alpha is not None else 1e-6 * (s2.mean() if s2.size else 1.0)
-    be = beta if beta is not None else 1.0 / max(np.var(bw), 1e-30)
+    be = beta if beta is not None else 1.0 / max(b_variance, 1e-30)
     if a <= 0 or be <= 0:
         raise FitError(f"prior and noise precisions must be > 0, got alpha={a}, beta={be}")
     converged = alpha is not None and beta is not None
@@ -152,7 +188,7 @@ def solve_bayes(A, b, weights, alpha: float | None = None, beta: float | None = 
     denom = a + be * s2
     m_rot = be * s * ub / denom
     coef_scaled = vt.T @ m_rot
-    # p > n: directions outside the row space keep the prior variance 1/a.
+    # directions the data do not touch (p > n, or unseen columns) keep the prior variance 1/a.
     cov_scaled = (vt.T / denom) @ vt
     if vt.shape[0] < p:
         null = np.eye(p) - vt.T @ vt
@@ -166,7 +202,7 @@ def solve_bayes(A, b, weights, alpha: float | None = None, beta: float | None = 
     return FitResult(coef, cov, "bayes", noise_precision=float(be), prior_precision=float(a),
                      info={"gamma": gamma, "iterations": it, "converged": bool(converged),
                            "log_evidence": float(log_evidence), "alpha_fixed": alpha is not None,
-                           "beta_fixed": beta is not None})
+                           "beta_fixed": beta is not None, "rows": int(n)})
 
 
 SOLVERS = {"svd": solve_svd, "ridge": solve_ridge, "bayes": solve_bayes}

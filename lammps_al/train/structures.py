@@ -153,12 +153,52 @@ def small_set(element: str = "Al", a: float = AL_LATTICE, seed: int = 0) -> list
     return out
 
 
+def minimal_set(element: str = "Al", seed: int = 0) -> list[Atoms]:
+    """Ten cells of at most eight atoms: crystal prototypes of the element at a few volumes around the atomic
+    volume of its reference state (ASE's tables), lightly rattled. No MD, no defects, no surfaces, no liquid:
+    everything else the loop finds.
+
+    fcc (4 atoms) at 0.97, 1.00, 1.03 of the lattice constant; bcc (2) at 0.97 and 1.03; hcp (2) and simple
+    cubic (1) at 1.00; diamond (8) at 1.00 (low coordination); a sheared fcc 2x1x1 cell (8) and a bcc 2x2x1
+    cell (8), rattled harder."""
+    from lammps_al.core.elements import element_data
+
+    data = element_data(element)
+    v = data.volume
+    a_fcc, a_bcc, a_sc, a_dia = (4 * v) ** (1 / 3), (2 * v) ** (1 / 3), v ** (1 / 3), (8 * v) ** (1 / 3)
+    a_hcp = (2 * v / (3**0.5 / 2 * 1.633)) ** (1 / 3)
+    rng = np.random.default_rng(seed)
+
+    def rattled(atoms: Atoms, amplitude: float, kind: str) -> Atoms:
+        if len(atoms) > 1:
+            atoms.rattle(amplitude, seed=int(rng.integers(1 << 30)))
+        return _tag(atoms, kind)
+
+    out = [rattled(bulk(element, "fcc", a=a_fcc * s, cubic=True), 0.05, "fcc") for s in (0.97, 1.0, 1.03)]
+    out += [rattled(bulk(element, "bcc", a=a_bcc * s, cubic=True), 0.05, "bcc") for s in (0.97, 1.03)]
+    out.append(rattled(bulk(element, "hcp", a=a_hcp, c=1.633 * a_hcp), 0.05, "hcp"))
+    out.append(_tag(bulk(element, "sc", a=a_sc), "sc"))
+    out.append(rattled(bulk(element, "diamond", a=a_dia, cubic=True), 0.05, "diamond"))
+    out.append(rattled(random_strain(bulk(element, "fcc", a=a_fcc, cubic=True).repeat((2, 1, 1)), 0.03, rng),
+                       0.1, "fcc-strained"))
+    out.append(rattled(bulk(element, "bcc", a=a_bcc, cubic=True).repeat((2, 2, 1)), 0.12, "bcc-rattled"))
+    for atoms in out:
+        atoms.info["seed"] = seed
+    return out
+
+
+START_SIZES = ("minimal", "small", "standard")
+
+
 def starting_set(element: str = "Al", seed: int = 0, liquid: bool = True, size: str = "standard") -> list[Atoms]:
-    """``size`` "standard" (crystals up to 32 atoms, slabs, EAM liquid) or "small" (<= 8 atoms, for DFT)."""
+    """``size`` "minimal" (ten cells of <= 8 atoms, crystal prototypes only), "small" (<= 8 atoms with a
+    vacancy and a slab, for DFT) or "standard" (crystals up to 32 atoms, slabs, EAM liquid)."""
+    if size == "minimal":
+        return minimal_set(element, seed=seed)
     if size == "small":
         return small_set(element, seed=seed)
     if size != "standard":
-        raise ConfigError(f"starting set size must be 'standard' or 'small', got {size!r}")
+        raise ConfigError(f"starting set size must be one of {START_SIZES}, got {size!r}")
     configs = crystal_set(element, seed=seed)
     if liquid:
         configs += liquid_snapshots(element, seed=seed + 1)

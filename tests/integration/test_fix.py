@@ -65,7 +65,7 @@ def test_serial_and_mpi_flag_the_same_steps_and_write_the_same_configurations(ru
     outputs = {}
     for n in (1, 2):
         out = tmp_path / f"np{n}"
-        run_in_file(runner, "al_heating.in", out, nprocs=n, reps=3, steps=400, lal_score_every=10,
+        run_in_file(runner, "explore_heating.in", out, nprocs=n, reps=3, steps=400, lal_score_every=10,
                     lal_flag=0.005, lal_halt=1.0, lal_min_write_interval=100, lal_max_writes=10, lal_run_id="run")
         outputs[n] = out
     serial, parallel = manifest(outputs[1]), manifest(outputs[2])
@@ -104,7 +104,7 @@ def test_the_displaced_atom_is_the_flagged_atom_in_the_file(runner, tmp_path, np
 
 def test_heating_into_the_melt_flags_then_halts(runner, tmp_path):
     out = tmp_path / "melt"
-    proc = run_in_file(runner, "al_melt.in", out, nprocs=2, check=False, reps=3, steps=3000,
+    proc = run_in_file(runner, "explore_melt.in", out, nprocs=2, check=False, reps=3, steps=3000,
                        lal_halt_factor=4.0, lal_run_id="melt")
     assert proc.returncode != 0                      # halt stops LAMMPS (lal_halt_action hard)
     assert "lammps_al: HALT" in proc.stderr and "left its training domain" in proc.stderr
@@ -120,7 +120,7 @@ def test_heating_into_the_melt_flags_then_halts(runner, tmp_path):
 
 def test_a_run_inside_the_training_domain_flags_nothing(runner, tmp_path):
     out = tmp_path / "calm"
-    run_in_file(runner, "al_heating.in", out, nprocs=2, reps=3, steps=300, t_start=300, t_stop=300,
+    run_in_file(runner, "explore_heating.in", out, nprocs=2, reps=3, steps=300, t_start=300, t_stop=300,
                 lal_run_id="calm")
     assert manifest(out) == []
     rows = read_run_log(run_log_path(out, "calm"))
@@ -130,7 +130,7 @@ def test_a_run_inside_the_training_domain_flags_nothing(runner, tmp_path):
 
 def test_an_exception_on_one_rank_stops_the_whole_job_quickly(runner, tmp_path):
     start = time.monotonic()
-    proc = run_in_file(runner, "al_heating.in", tmp_path / "fault", nprocs=2, check=False, timeout=120, reps=3,
+    proc = run_in_file(runner, "explore_heating.in", tmp_path / "fault", nprocs=2, check=False, timeout=120, reps=3,
                        steps=2000, lal_fault_rank=1)
     elapsed = time.monotonic() - start
     text = proc.stdout + proc.stderr
@@ -145,7 +145,7 @@ def test_an_exception_on_one_rank_stops_the_whole_job_quickly(runner, tmp_path):
 
 def test_sigkill_while_writing_leaves_every_named_file_complete(runner, tmp_path):
     out = tmp_path / "killed"
-    args = lmp_args(runner, str(ROOT / "in_files" / "al_heating.in"), out, reps=4, steps=100000,
+    args = lmp_args(runner, str(ROOT / "in_files" / "explore_heating.in"), out, reps=4, steps=100000,
                     lal_score_every=1, lal_flag=1e-6, lal_halt=100.0, lal_min_write_interval=0,
                     lal_max_writes=100000, lal_dedup=0)
     for delay in (4.0, 6.5):
@@ -202,7 +202,7 @@ def test_local_environment_is_the_same_in_a_replicated_cell(runner, tmp_path):
 ])
 @pytest.mark.parametrize("nprocs", [1, pytest.param(2, marks=pytest.mark.mpi)])
 def test_bad_settings_stop_lammps_at_setup(runner, tmp_path, variables, message, nprocs):
-    proc = run_in_file(runner, "al_heating.in", tmp_path / "out", nprocs=nprocs, check=False, timeout=120, reps=3,
+    proc = run_in_file(runner, "explore_heating.in", tmp_path / "out", nprocs=nprocs, check=False, timeout=120, reps=3,
                        steps=100, **variables)
     assert proc.returncode != 0
     assert message in proc.stdout + proc.stderr
@@ -212,7 +212,7 @@ def test_bad_settings_stop_lammps_at_setup(runner, tmp_path, variables, message,
 def test_unwritable_output_folder_stops_lammps_at_setup(runner, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
-    proc = run_in_file(runner, "al_heating.in", blocker / "flagged", nprocs=2, check=False, timeout=120, reps=3,
+    proc = run_in_file(runner, "explore_heating.in", blocker / "flagged", nprocs=2, check=False, timeout=120, reps=3,
                        steps=100)
     assert proc.returncode != 0
     assert "is not writable" in proc.stdout + proc.stderr and "lal_fix_outdir" in proc.stdout + proc.stderr

@@ -24,7 +24,7 @@ lammps_variables = { lal_flag = 0.012, lal_halt = 0.5, lal_min_write_interval = 
 
 [[explore]]
 name = "melt"
-input = "in_files/al_melt.in"
+input = "in_files/explore_melt.in"
 variables = { reps = 2, steps = 200, temperature = 1400 }
 
 [oracle]
@@ -65,7 +65,7 @@ def test_a_normal_install_runs_everything_from_an_empty_folder(tmp_path, lammps_
     out = run(venv / "bin" / "lammps-al", "loop", "loop.toml", "--no-progress")
     assert "iteration 0:" in out and (work / "state" / "iter_001" / "potential" / "Al.npz").is_file()
     run(venv / "bin" / "mpirun", "-np", "2", venv / "bin" / "lmp", "-log", "none", "-in",
-        Path(shipped) / "al_heating.in", "-var", "steps", "20", "-var", "reps", "2", "-var", "lal_fix_outdir", "fix")
+        Path(shipped) / "explore_heating.in", "-var", "steps", "20", "-var", "reps", "2", "-var", "lal_fix_outdir", "fix")
     assert list((work / "fix" / "runs").glob("*.csv"))
     out = run(venv / "bin" / "lammps-al", "validate", work / "state" / "iter_001" / "potential" / "Al.npz",
               "--no-melting", "--no-held-out")

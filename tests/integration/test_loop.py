@@ -25,7 +25,7 @@ def small_loop(tmp_path: Path, iterations: int = 1) -> Path:
     # one short, hot exploration run is enough to exercise every stage
     head, _, rest = text.partition("[[explore]]")
     tail = rest[rest.index("[oracle]"):]
-    text = (head + '[[explore]]\nname = "melt"\nkind = "liquid"\ninput = "in_files/al_melt.in"\n'
+    text = (head + '[[explore]]\nname = "melt"\nkind = "liquid"\ninput = "in_files/explore_melt.in"\n'
             'variables = { reps = 2, steps = 300, temperature = 1600, lal_flag_factor = 0.5, '
             'lal_min_write_interval = 20 }\n\n' + tail)
     path = tmp_path / "loop.toml"
@@ -78,7 +78,7 @@ def test_gpaw_loop_config_loads_and_bad_start_size_is_refused(tmp_path):
     text = (ROOT / "in_files" / "al_demo_gpaw.toml").read_text().replace('start_size = "small"', 'start_size = "tiny"')
     bad = tmp_path / "bad.toml"
     bad.write_text(text.replace('input = "in_files/', f'input = "{ROOT}/in_files/'))
-    with pytest.raises(ConfigError, match=r"\[loop\].start_size must be one of 'standard', 'small', got 'tiny'"):
+    with pytest.raises(ConfigError, match=r"\[loop\].start_size must be one of 'minimal', 'small', 'standard', got 'tiny'"):
         load_loop_config(bad)
 
 
@@ -88,7 +88,10 @@ def test_random_selection_baseline_draws_from_everything_the_md_wrote(tmp_path, 
     import numpy as np
 
     path = small_loop(tmp_path, iterations=3)
-    path.write_text(path.read_text().replace("[loop]\n", '[loop]\nselection = "random"\n'))
+    text = path.read_text().replace("[loop]\n", '[loop]\nselection = "random"\n')
+    # a crystal with a vacancy at 0.3 Tm: the first model (ten small cells) is trusted there for all 300 steps
+    text = text.replace("explore_melt.in", "explore_vacancy.in").replace("temperature = 1600", 'temperature = "0.3*tm"')
+    path.write_text(text)
     cfg = load_loop_config(path)
     history = run_loop(cfg, report=lambda line: None, show_progress=False, stop=lambda e: True)
     assert len(history) == 1
@@ -129,7 +132,7 @@ def test_melting_point_of_the_reference_by_coexistence(tmp_path, lammps_install)
     within 20 K of 918 K: this protocol's mean over six seeds measured here with this EAM (spread 4 K). A
     published melting point for this potential file could not be checked here (the paper's tables were not
     available), so this guards the protocol against drifting, not the potential's physics."""
-    from lammps_al.validate.melting import melting_point
+    from lammps_al.train.melting import melting_point
 
     m = melting_point(reference_pair(), tmp_path)
     run = m["attempts"][-1]
@@ -140,7 +143,7 @@ def test_melting_point_of_the_reference_by_coexistence(tmp_path, lammps_install)
 
 def test_melting_point_reports_a_broken_pair_setup(tmp_path, lammps_install):
     from lammps_al.core.errors import LammpsAlError
-    from lammps_al.validate.melting import melting_point
+    from lammps_al.train.melting import melting_point
     from lammps_al.validate.properties import PairSetup
 
     bad = PairSetup("broken", ["pair_style eam/fs", f"pair_coeff * * {tmp_path / 'missing.eam.fs'} Al"])
@@ -237,7 +240,7 @@ def test_an_iteration_s_exploration_runs_go_out_at_once_on_the_executor(tmp_path
         pytest.importorskip("parsl")
     path = small_loop(tmp_path)
     text = path.read_text().replace("nprocs = 2\n", "nprocs = 1\nconcurrent_runs = 2\n")
-    text = text.replace("[oracle]", '[[explore]]\nname = "melt2"\nkind = "liquid"\ninput = "in_files/al_melt.in"\n'
+    text = text.replace("[oracle]", '[[explore]]\nname = "melt2"\nkind = "liquid"\ninput = "in_files/explore_melt.in"\n'
                         f'variables = {{ reps = 2, steps = 300, temperature = 1500 }}\n\n[executor]\nkind = "{kind}"\n\n'
                         "[oracle]", 1)
     path.write_text(text)

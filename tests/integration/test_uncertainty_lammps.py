@@ -68,11 +68,12 @@ def rattled(seed=0, reps=3, amp=0.1):
     return atoms
 
 
+@pytest.mark.parametrize("scorer", ["bayes", "bayes_force"])
 @pytest.mark.parametrize("name", ["Al_linear", "Al_quadratic"])
-def test_sigma_by_atom_id_is_the_same_serial_and_mpi_in_both_modes(runner, name):
+def test_sigma_by_atom_id_is_the_same_serial_and_mpi_in_both_modes(runner, name, scorer):
     """mliappy and native modes, 1 and 2 ranks: identical per-atom sigma by ID, written by dump custom."""
     atoms = rattled(seed=2)
-    results = {(mode, n): run_cell(runner, atoms, POTENTIALS / f"{name}.{mode}.lammps", nprocs=n)
+    results = {(mode, n): run_cell(runner, atoms, POTENTIALS / f"{name}.{mode}.lammps", nprocs=n, scorer=scorer)
                for mode in ("mliappy", "snap") for n in (1, 2)}
     reference = results[("mliappy", 1)]
     assert np.array_equal(reference["id"], np.arange(1, len(atoms) + 1))
@@ -82,7 +83,7 @@ def test_sigma_by_atom_id_is_the_same_serial_and_mpi_in_both_modes(runner, name)
         assert r["max_sigma"] == pytest.approx(reference["sigma"].max(), rel=1e-9)
 
 
-@pytest.mark.parametrize("scorer", ["bayes", "committee", "grade"])
+@pytest.mark.parametrize("scorer", ["bayes", "committee", "grade", "bayes_force"])
 def test_lammps_and_the_ase_twin_agree(runner, scorer):
     """Per-atom energies, forces, stress and uncertainty of LAMMPS (mliappy) equal the ASE calculator's."""
     atoms = rattled(seed=4, reps=2)

@@ -113,3 +113,16 @@ def test_intrinsic_stacking_fault_energy(lammps_properties, eam):
     area = np.linalg.norm(np.cross(cell[0], cell[1]))
     sfe = (relaxed(faulted, eam) - e_perfect) / area * EV_PER_A2_TO_J_PER_M2 * 1e3
     assert lammps_properties["stacking_fault_mJ_m2"] == pytest.approx(sfe, abs=1.0)
+
+
+def test_the_properties_follow_the_element_of_the_reference(lammps_install):
+    """Copper with Mishin et al.'s EAM (Cu_mishin1.eam.alloy, PRB 63, 224106 (2001), Table III): a0 3.615 A,
+    Ec 3.54 eV, C11/C12/C44 169.9/122.6/76.2 GPa, vacancy formation 1.27 eV, stacking fault 44.4 mJ/m^2."""
+    cu = properties(reference_pair("Cu_mishin1.eam.alloy", "Cu"))
+    assert cu["lattice_constant_A"] == pytest.approx(3.615, abs=0.002)
+    assert cu["cohesive_energy_eV"] == pytest.approx(3.54, abs=0.01)
+    assert cu["C11_GPa"] == pytest.approx(169.9, rel=0.02)
+    assert cu["C12_GPa"] == pytest.approx(122.6, rel=0.02)
+    assert cu["C44_GPa"] == pytest.approx(76.2, rel=0.02)
+    assert cu["vacancy_formation_eV"] == pytest.approx(1.27, abs=0.02)
+    assert cu["stacking_fault_mJ_m2"] == pytest.approx(44.4, rel=0.05)

@@ -94,18 +94,26 @@ def test_unknown_solver_names_the_choices():
         solve(np.eye(2), np.ones(2), np.ones(2), "magic")
 
 
-def test_selection_benchmark_counts_calls_at_target_and_at_matched_accuracy():
-    from lammps_al.bench.selection import calls_to_target, matched_accuracy
+def test_selection_benchmark_counts_calls_and_cost_to_the_target_over_seeds():
+    from lammps_al.bench.selection import calls_to_target, first_at_target, summarise
 
     loop = [(82, 0.049), (84, 0.047)]
     assert calls_to_target(loop, 0.05) == 82 and calls_to_target(loop, 0.048) == 84
     assert calls_to_target(loop, 0.04) is None
-    out = {"start_labels": 66, "arms": {"uncertainty": {"curve": [(82, 0.049), (84, 0.047)]},
-                                        "random": {"curve": [(82, 0.051), (98, 0.048), (114, 0.0475)]}}}
-    m = matched_accuracy(out)
-    assert m["force_rmse_eV_A"] == 0.0475 and m["calls"] == {"uncertainty": 84, "random": 114}
-    assert m["ratio"] == 84 / 114 and m["ratio_beyond_start"] == 18 / 48
+    points = [{"labels": 10, "cost_natoms3": 500.0, "force_rmse": 0.09}, {"labels": 18, "cost_natoms3": 9e4,
+                                                                         "force_rmse": 0.048}]
+    assert first_at_target(points, 0.05)["cost_natoms3"] == 9e4 and first_at_target(points, 0.01) is None
 
+    def seed(u, r):
+        return {"arms": {"uncertainty": {"calls_to_target": u[0], "cost_to_target": u[1]},
+                         "random": {"calls_to_target": r[0], "cost_to_target": r[1]}}}
+
+    out = {"seeds": [seed((20, 1e5), (40, 4e5)), seed((24, 2e5), (44, 5e5)), seed((22, 1.5e5), (42, 6e5))]}
+    s = summarise(out)
+    assert s["uncertainty"]["calls"][0] == pytest.approx(22) and s["random"]["calls"][0] == pytest.approx(42)
+    assert s["ratio_calls"] == pytest.approx(22 / 42) and s["ratio_cost"] == pytest.approx(1.5e5 / 5e5)
+    out["seeds"][0]["arms"]["random"]["calls_to_target"] = None
+    assert summarise(out)["ratio_calls"] is None and summarise(out)["random"]["reached"] == 2
 
 def test_ridge_equals_its_closed_form():
     """Ridge penalises column-scaled coefficients: c = (A^T A + alpha diag(s^2))^-1 A^T b, s = column RMS."""
@@ -146,3 +154,23 @@ def test_bayes_evidence_is_the_log_marginal_likelihood():
     expected = -0.5 * (logdet + y @ np.linalg.solve(C, y) + len(y) * np.log(2 * np.pi))
     result = solve(X, y, np.ones(len(y)), "bayes", alpha=alpha, beta=beta)
     assert result.info["log_evidence"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_the_gram_route_gives_the_svd_route_s_posterior_and_evidence():
+    """Model selection slices Gram matrices: the same coefficients, covariance, alpha, beta and evidence as the
+    SVD of the design, for an over-determined system (precisions from the evidence) and an under-determined one
+    (precisions given: with fewer rows than coefficients the data can be interpolated and the noise precision
+    that maximises the evidence runs off)."""
+    from lammps_al.train.solvers import gram, solve_bayes_gram
+
+    for n, p, fixed in ((300, 12, {}), (8, 20, {"alpha": 0.3, "beta": 5.0})):
+        X, y, _ = synthetic(n=n, p=p, noise=0.3, seed=p, scales=np.logspace(-1, 2, p))
+        w = np.linspace(0.5, 1.5, n)
+        svd = solve(X, y, w, "bayes", **fixed)
+        G, Atb, btb, rows = gram(X, y, w)
+        via_gram = solve_bayes_gram(G, Atb, btb, rows, b_variance=float(np.var(y * w)), **fixed)
+        assert via_gram.prior_precision == pytest.approx(svd.prior_precision, rel=1e-6)
+        assert via_gram.noise_precision == pytest.approx(svd.noise_precision, rel=1e-6)
+        assert via_gram.info["log_evidence"] == pytest.approx(svd.info["log_evidence"], rel=1e-8, abs=1e-6)
+        np.testing.assert_allclose(via_gram.coefficients, svd.coefficients, rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(via_gram.covariance, svd.covariance, rtol=1e-5, atol=1e-10)

@@ -18,7 +18,7 @@ workdir = "state"
 
 [[explore]]
 name = "melt"
-input = "in_files/al_melt.in"
+input = "in_files/explore_melt.in"
 {explore}
 
 [oracle]
@@ -44,7 +44,7 @@ def test_a_good_config_loads_with_the_loop_s_own_store_and_name(tmp_path):
     cfg = load_loop_config(config(tmp_path, loop="iterations = 2"))
     assert cfg.loop.workdir == tmp_path / "state" and cfg.loop.iterations == 2
     assert cfg.fit.training.dir == tmp_path / "state" / "training" and cfg.fit.fit.name == "Al"
-    assert cfg.loop.explore[0].input.name == "al_melt.in" and cfg.loop.explore[0].input.is_file()
+    assert cfg.loop.explore[0].input.name == "explore_melt.in" and cfg.loop.explore[0].input.is_file()
     assert cfg.loop.explore[0].kind == "melt"
 
 
@@ -71,7 +71,7 @@ def test_explore_runs_are_checked_on_load(tmp_path):
     with pytest.raises(ConfigError, match=r"input nowhere.in not found \(looked in"):
         load_loop_config(config(tmp_path, explore='[[explore]]\nname = "x"\ninput = "nowhere.in"\n'))
     with pytest.raises(ConfigError, match="names must differ"):
-        load_loop_config(config(tmp_path, explore='[[explore]]\nname = "melt"\ninput = "in_files/al_npt.in"\n'))
+        load_loop_config(config(tmp_path, explore='[[explore]]\nname = "melt"\ninput = "in_files/explore_npt.in"\n'))
     with pytest.raises(ConfigError, match=r"\[explore\]\[0\].variables must be a table"):
         load_loop_config(config(tmp_path, explore="variables = 4\n"))
 
@@ -100,3 +100,19 @@ def test_a_workdir_under_a_file_is_found_when_the_config_loads(tmp_path):
     with pytest.raises(ConfigError, match=r"workdir .*a_file/state cannot be created \(.*a_file is not a writable "
                                           r"folder\)"):
         load_loop_config(path)
+
+
+def test_the_copper_demo_is_the_aluminium_demo_with_another_element_and_oracle():
+    """Nothing in the discovery loop is aluminium's: the copper config changes only the element, the oracle and
+    the names of its workdir and potential (comments aside)."""
+    from lammps_al.core.config import read_toml
+
+    root = Path(__file__).resolve().parents[2] / "in_files"
+    al, cu = read_toml(root / "al_demo.toml"), read_toml(root / "cu_demo.toml")
+    assert cu["descriptor"].pop("elements") == ["Cu"] and al["descriptor"].pop("elements") == ["Al"]
+    assert cu.pop("oracle")["settings"] == {"potential": "Cu_mishin1.eam.alloy", "elements": ["Cu"]}
+    al.pop("oracle")
+    for key in ("workdir", "potential_name"):
+        assert cu["loop"].pop(key) != al["loop"].pop(key)
+    assert cu == al
+    assert load_loop_config(root / "cu_demo.toml").fit.oracle.settings["elements"] == ["Cu"]

@@ -100,3 +100,65 @@ def test_a_potential_without_the_data_a_scorer_needs_says_how_to_get_it():
     assert default_scorer(bare) == "none" and default_scorer(potential) == "bayes"
     with pytest.raises(ScorerError, match="unknown scorer 'sharp'"):
         make_scorer(potential, model, "sharp")
+
+
+def test_bayes_force_sigma_is_the_length_of_the_force_standard_deviation():
+    """sqrt(sum_a J_a Sigma J_a^T / 3), J_a = dF_a/dtheta: the RMS posterior spread of the atom's force
+    components, also by Monte Carlo over posterior draws."""
+    potential, model, result, _ = fitted(seed=9)
+    rng = np.random.default_rng(10)
+    J = rng.normal(size=(6, 3, SETTINGS.n_descriptors + 1))
+    J[:, :, 0] = 0.0                                   # no force on the constant
+    sigma = make_scorer(potential, model, "bayes_force")(np.zeros(6, int), J)
+    cov = result.covariance
+    explicit = [np.sqrt(sum(J[i, a] @ cov @ J[i, a] for a in range(3)) / 3) for i in range(6)]
+    np.testing.assert_allclose(sigma, explicit, rtol=1e-12)
+    draws = rng.multivariate_normal(result.coefficients, cov, size=20000)
+    forces = np.einsum("iap,kp->kia", J, draws)         # (draws, atoms, 3)
+    spread = np.sqrt(forces.var(axis=0, ddof=1).mean(axis=1))
+    np.testing.assert_allclose(sigma, spread, rtol=0.03)
+
+
+def test_a_calibrated_scorer_is_the_stored_power_of_its_raw_value():
+    from lammps_al.models.registry import calibration_key
+
+    potential, model, _, B = fitted(seed=11)
+    raw = make_scorer(potential, model, "bayes")(np.zeros(len(B), int), B)
+    potential.arrays[calibration_key("bayes")] = np.array(2.5)
+    calibrated = make_scorer(potential, model, "bayes")
+    assert calibrated.unit == "eV/A"
+    np.testing.assert_allclose(calibrated(np.zeros(len(B), int), B), 2.5 * raw, rtol=1e-14)
+    potential.arrays[calibration_key("bayes")] = np.array([2.5, 0.5])      # scale and exponent
+    np.testing.assert_allclose(make_scorer(potential, model, "bayes")(np.zeros(len(B), int), B), 2.5 * np.sqrt(raw),
+                               rtol=1e-14)
+    np.testing.assert_allclose(make_scorer(potential, model, "bayes", calibrated=False)(np.zeros(len(B), int), B), raw)
+
+
+def test_the_calibration_exponent_is_the_slope_of_log_error_against_log_score():
+    from lammps_al.train.calibration import power_exponent
+
+    rng = np.random.default_rng(12)
+    score = rng.uniform(0.01, 1.0, 500)
+    error = 0.3 * score**0.5 * np.exp(rng.normal(scale=0.05, size=500))
+    assert power_exponent(score, error) == pytest.approx(0.5, abs=0.02)
+    assert power_exponent(score, 2 * score) == pytest.approx(1.0)
+    assert power_exponent(score, score**5) == 2.0                      # bounded
+    assert power_exponent(score[:5], error[:5]) == 1.0                 # too few atoms: a plain scale
+
+
+def test_the_calibration_scale_is_the_standard_deviation_of_normal_force_errors_and_ignores_a_few_far_atoms():
+    """Atoms whose three force-error components are normal with standard deviation s * score: the log-space
+    scale recovers s, so RMS(error) / RMS(predicted) is 1; a few left-out atoms 20x worse than predicted (one
+    configuration far from the rest) move it by a few percent, where matching the RMS would more than double it."""
+    from lammps_al.train.calibration import log_scale
+
+    rng = np.random.default_rng(3)
+    score = rng.uniform(0.01, 0.2, 20000)
+    error = np.linalg.norm(rng.normal(size=(score.size, 3)) * (2.0 * score)[:, None], axis=1) / np.sqrt(3)
+    s = log_scale(score, error, 1.0)
+    assert s == pytest.approx(2.0, rel=0.02)
+    assert np.sqrt(np.mean(error**2) / np.mean((s * score) ** 2)) == pytest.approx(1.0, abs=0.03)
+    far = error.copy()
+    far[:200] *= 20.0
+    assert log_scale(score, far, 1.0) == pytest.approx(2.0, rel=0.06)
+    assert np.sqrt(np.mean(far**2) / np.mean(score**2)) > 2 * 2.0      # the RMS match: more than doubled

@@ -1,5 +1,5 @@
 """The melting point by solid-liquid coexistence at constant enthalpy and zero pressure
-(``in_files/al_coexistence.in``, Morris et al., PRB 49, 3109 (1994)).
+(``in_files/coexistence.in``, Morris et al., PRB 49, 3109 (1994)).
 
 Half a crystal is melted, the cell is left at constant enthalpy, and the temperature settles where the two
 phases coexist. Both potentials run the same protocol, so its finite-size offset cancels in the comparison.
@@ -17,24 +17,26 @@ import numpy as np
 
 from lammps_al.core import runtime
 from lammps_al.core.errors import LammpsRunError
+from lammps_al.core.lammps_log import read_coexistence
 from lammps_al.core.resources import find_file
-from lammps_al.validate.properties import PairSetup
+from lammps_al.train.lammps_calc import PairSetup
 
 
 @dataclass(frozen=True)
 class Coexistence:
-    """Settings of the coexistence run (``in_files/al_coexistence.in`` variables). The defaults, 768 atoms and
-    20 ps of NPH at a 4 fs step, give the reference EAM's melting point to about +-5 K (seed to seed spread);
-    the 4 fs step gives the same average as 2 and 3 fs (measured with the EAM)."""
+    """Settings of the coexistence run (``in_files/coexistence.in`` variables). The defaults: 640 atoms (4 x 4
+    x 10 cells), 12 ps of NPH at a 4 fs step averaged over the last 10 ps; the 4 fs step gives the same average
+    as 2 and 3 fs (measured with the EAM). One run's block error underestimates the spread between runs with
+    other seeds: a melting point with an error bar takes several seeds (:func:`melting_statistics`)."""
 
     nx: int = 4
-    nz: int = 12
+    nz: int = 10
     dt: float = 0.004
     steps_solid: int = 300
     steps_melt: int = 400
     steps_cool: int = 200
-    steps_nph: int = 5000
-    steps_avg: int = 4000
+    steps_nph: int = 3000
+    steps_avg: int = 2500
     t_guess: float = 930.0
     seed: int = 8123
     nprocs: int = 2
@@ -46,26 +48,21 @@ class Coexistence:
 
 
 def coexistence_input() -> Path:
-    return find_file("al_coexistence.in", "in_files", what="the coexistence input")
+    return find_file("coexistence.in", "in_files", what="the coexistence input")
 
 
-def _block_error(x: np.ndarray, blocks: int = 5) -> float:
-    """Standard error of the mean of a correlated series from ``blocks`` block averages."""
-    n = len(x) // blocks
-    if n < 1:
-        return float("nan")
-    means = x[: n * blocks].reshape(blocks, n).mean(axis=1)
-    return float(means.std(ddof=1) / np.sqrt(blocks))
-
-
-def coexistence_run(pair: PairSetup, workdir: Path, settings: Coexistence, t_guess: float) -> dict:
-    """One coexistence run; the temperature and phase fractions it ended with."""
+def coexistence_run(pair: PairSetup, workdir: Path, settings: Coexistence, t_guess: float,
+                    lattice: dict | None = None) -> dict:
+    """One coexistence run; the temperature and phase fractions it ended with. ``lattice``: the crystal's
+    ``lattice``, ``a`` and ``mass`` (default: the input's, fcc aluminium)."""
+    lattice = lattice or {}
     workdir.mkdir(parents=True, exist_ok=True)
     tag = f"T{t_guess:.0f}"
     pair_file = workdir / "pair.lammps"
     pair_file.write_text("\n".join(pair.commands) + "\n")
     out, logfile = workdir / f"coexistence_{tag}.txt", workdir / f"coexistence_{tag}.log"
-    variables = {**settings.variables(), "t_guess": t_guess, "pair": pair_file, "out": out}
+    variables = {**settings.variables(), "t_melt": round(2.7 * t_guess), **lattice, "t_guess": t_guess,
+                 "pair": pair_file, "out": out}        # the upper half melts at 2.7 x the start (2500 K for Al)
     cmd = runtime.mpi_command(settings.nprocs, str(runtime.find_lmp()), "-nocite", "-in", str(coexistence_input()),
                               "-log", str(logfile), "-screen", "none")
     for k, v in variables.items():
@@ -76,32 +73,21 @@ def coexistence_run(pair: PairSetup, workdir: Path, settings: Coexistence, t_gue
     if proc.returncode != 0:
         tail = "\n".join((text + proc.stderr).strip().splitlines()[-8:])
         raise LammpsRunError(f"the coexistence run for {pair.name} failed (exit {proc.returncode}); log {logfile}:\n{tail}")
-    marks = {}
-    for line in text.splitlines():
-        if line.startswith("LAL_COEX"):
-            words = line.split()[1:]
-            marks.update(zip(words[0::2], words[1::2]))
-    data = np.loadtxt(out, comments="#", ndmin=2)
-    prod = data[data[:, 0] >= float(marks["avg_from_step"])]
-    solid = float(marks["solid_fraction"])
-    end = float(marks["end_fraction"])
-    share = end / solid if solid > 0 else float("nan")       # fraction of the cell still crystalline at the end
-    state = "melted" if share < 0.15 else ("frozen" if share > 0.85 else "coexistence")
-    return {"t_guess_K": t_guess, "state": state, "temperature_K": float(prod[:, 1].mean()),
-            "temperature_stderr_K": _block_error(prod[:, 1]), "pressure_bar": float(prod[:, 2].mean()),
-            "solid_share_start": float(marks["start_fraction"]) / solid if solid > 0 else float("nan"),
-            "solid_share_end": share, "natoms": 4 * settings.nx * settings.nx * settings.nz,
+    result = read_coexistence(text, out)
+    if result is None:
+        raise LammpsRunError(f"the coexistence run for {pair.name} ended without its averages; log {logfile}")
+    return {"t_guess_K": t_guess, **result, "natoms": 4 * settings.nx * settings.nx * settings.nz,
             "nph_ps": settings.steps_nph * settings.dt, "averaged_ps": settings.steps_avg * settings.dt,
             "log": str(logfile)}
 
 
 def melting_point(pair: PairSetup, workdir: Path, settings: Coexistence = Coexistence(),
-                  t_guess: float | None = None) -> dict:
+                  t_guess: float | None = None, lattice: dict | None = None) -> dict:
     """The melting point by coexistence; one retry from a shifted start if the interface was lost."""
     t = settings.t_guess if t_guess is None else t_guess
     attempts = []
     for _ in range(2):
-        run = coexistence_run(pair, Path(workdir), settings, t)
+        run = coexistence_run(pair, Path(workdir), settings, t, lattice)
         attempts.append(run)
         if run["state"] == "coexistence":
             return {"melting_point_K": run["temperature_K"], "stderr_K": run["temperature_stderr_K"],
@@ -112,3 +98,24 @@ def melting_point(pair: PairSetup, workdir: Path, settings: Coexistence = Coexis
     return {"melting_point_K": None, "stderr_K": None, "attempts": attempts,
             "error": f"no solid-liquid interface survived (the cell {attempts[-1]['state']} from start "
                      f"temperatures {starts} K)"}
+
+
+def melting_statistics(pair: PairSetup, workdir: Path, seeds: tuple[int, ...] = (8123, 8124, 8125),
+                       settings: Coexistence = Coexistence(), t_guess: float | None = None,
+                       lattice: dict | None = None) -> dict:
+    """The melting point from independent coexistence runs (one per seed): their mean, the standard deviation
+    between them (the error bar: one run's block error is not), and each run."""
+    import dataclasses
+
+    runs, values = [], []
+    for seed in seeds:
+        result = melting_point(pair, Path(workdir) / f"seed{seed}", dataclasses.replace(settings, seed=seed),
+                               t_guess=t_guess, lattice=lattice)
+        runs.append({"seed": seed, **result})
+        if result["melting_point_K"] is not None:
+            values.append(result["melting_point_K"])
+            t_guess = t_guess if t_guess is not None else result["melting_point_K"]
+    mean = float(np.mean(values)) if values else None
+    spread = float(np.std(values, ddof=1)) if len(values) > 1 else None
+    return {"melting_point_K": mean, "spread_K": spread, "stderr_K": spread / np.sqrt(len(values)) if spread else None,
+            "runs_ok": len(values), "seeds": list(seeds), "runs": runs}
