@@ -2,9 +2,9 @@
 
 Lattice constant, cohesive energy, C11/C12/C44, vacancy formation energy, (100)/(110)/(111) surface
 energies, the intrinsic stacking-fault energy and the melting point (solid-liquid coexistence); energy/force
-errors on held-out reference MD snapshots (300-1500 K, vacancy, surface, liquid) and the rank correlation of
-sigma with the actual error. POTENTIAL is a .npz file or a loop's workdir (its final potential, its held-out
-set and its folder for the report).
+errors on held-out reference MD snapshots (crystal at 0.33-0.95 Tm, vacancy, slab, liquid at 1.2-1.75 Tm) and
+the rank correlation of sigma with the actual error. POTENTIAL is a .npz file or a loop's workdir (its final
+potential, its held-out set, its oracle as the reference, and its folder for the report).
 """
 
 from __future__ import annotations

@@ -79,9 +79,11 @@ def report_lines(report: dict) -> list[str]:
         lines.append("  melting point: not computed (--no-melting)")
     if "held_out" in report:
         h = report["held_out"]
-        lines.append(f"  held-out ({h['snapshots']} reference MD snapshots, 300-1500 K, vacancy, surface, liquid): "
+        lines.append(f"  held-out ({h['snapshots']} reference MD snapshots: crystal 0.33-0.95 Tm, vacancy, slab, "
+                     f"liquid 1.2-1.75 Tm): "
                      f"energy RMSE {h['energy_rmse_eV_atom'] * 1e3:.2f} meV/atom, force RMSE "
-                     f"{h['force_rmse_eV_A']:.4f} eV/A, Spearman(sigma, error) {h['spearman_sigma_vs_force_error']:.2f}")
+                     f"{h['force_rmse_eV_A']:.4f} eV/A, Spearman(sigma, error) "
+                     f"{h['spearman_sigma_vs_force_error']:.2f}")
     return lines
 
 

@@ -1,4 +1,5 @@
-"""Properties of an fcc element's crystal (the pair setup's element) by a potential in LAMMPS, for the learned and the reference potential alike.
+"""Properties of an fcc element's crystal (the pair setup's element) by a potential in LAMMPS, for the learned
+and the reference potential alike.
 
 Lattice constant and cohesive energy (box relaxation), C11/C12/C44 (central differences of the stress under
 +-0.5 % strains), the vacancy formation energy (relaxed, 256-atom cell), (100)/(110)/(111) surface energies
