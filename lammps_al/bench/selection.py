@@ -61,7 +61,7 @@ def run_arms(cfg, root: Path, seed: int, target: float, iterations: int, show_pr
         history = run_loop(dataclasses.replace(cfg, loop=arm_loop, fit=fit), resume=True, show_progress=show_progress,
                            report=lambda line: report("  " + line),
                            stop=lambda e: (e.held_out.force_rmse_eV_A or 1e9) <= target)
-        points = [{"labels": first.n_configurations, "cost_natoms3": first.cost_natoms3,
+        points = [{"labels": first.labels_total, "cost_natoms3": first.cost_natoms3,
                    "force_rmse": first.held_out.force_rmse_eV_A}]
         points += [{"labels": e.labels_total, "cost_natoms3": e.cost_natoms3, "force_rmse": e.held_out.force_rmse_eV_A}
                    for e in history]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
 
 from lammps_al.core.errors import LammpsAlError
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
     setup_logging(verbose=args.verbose)
+    previous = _stop_on_sigterm()
     try:
         return int(args._module.run(args) or 0)
     except LammpsAlError as exc:
@@ -55,15 +57,37 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"lammps-al {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"lammps-al {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(f"lammps-al {args.command}: interrupted{' (SIGTERM)' if isinstance(exc, Terminated) else ''}; "
+              f"what was finished is kept", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
     except Exception as exc:  # noqa: BLE001 - a bug or an unforeseen failure: one line, the traceback on request
         if args.traceback:
             raise
         print(f"lammps-al {args.command}: internal error: {type(exc).__name__}: {exc} (run again with "
               f"'lammps-al --traceback {args.command} ...' for the traceback, and please report it)", file=sys.stderr)
         return 3
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a batch system's time limit, ``kill``): unwinds like Ctrl-C, so that running work is stopped
+    and what finished is kept."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def _stop_on_sigterm():
+    """SIGTERM raises :class:`Terminated` in the main thread; returns the handler it replaced (None off the
+    main thread, where Python cannot install one)."""
+    try:
+        return signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:
+        return None
 
 
 if __name__ == "__main__":  # pragma: no cover

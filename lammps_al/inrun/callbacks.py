@@ -21,7 +21,7 @@ import time
 import traceback
 from pathlib import Path
 
-from lammps_al.core.errors import InputScriptError
+from lammps_al.core.errors import InputScriptError, LammpsAlError
 
 PREFIX = "ERROR (lammps_al)"
 
@@ -106,17 +106,24 @@ def mpi_rank_and_size() -> tuple[int, int, object]:
         return 0, 1, None
 
 
-def abort_all(text: str) -> None:
-    """Print ``text`` (a traceback) with this rank's number, record it, and abort every rank."""
+def abort_all(text: str, message: str | None = None) -> None:
+    """Record ``text`` (a traceback) and abort every rank. The rank prints ``message`` (a lammps_al error: it
+    says what went wrong and what to do) or, for anything else, the traceback, with its number."""
     rank, size, MPI = mpi_rank_and_size()
+    recorded = None
     if _error_record is not None:
         try:
             from lammps_al.core.io import atomic_write_text
 
-            atomic_write_text(Path(str(_error_record).format(rank=rank)), text)
+            recorded = Path(str(_error_record).format(rank=rank))
+            atomic_write_text(recorded, text)
         except Exception:  # noqa: BLE001 - the abort must happen whatever the disk says
-            pass
-    sys.stderr.write(f"{PREFIX} on rank {rank}:\n{text}\n")
+            recorded = None
+    if message is not None:
+        where = f" (traceback in {recorded})" if recorded is not None else ""
+        sys.stderr.write(f"{PREFIX} on rank {rank}: {message}{where}\n")
+    else:
+        sys.stderr.write(f"{PREFIX} on rank {rank}:\n{text}\n")
     sys.stderr.flush()
     if MPI is not None and size > 1:
         time.sleep(1.0)     # let mpirun forward this rank's stderr before the abort tears the job down
@@ -130,6 +137,8 @@ def guarded(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except LammpsAlError as exc:       # a full disk, a bad file: its message is the last word
+            abort_all(traceback.format_exc(), message=str(exc))
         except Exception:  # noqa: BLE001 - everything must abort cleanly
             abort_all(traceback.format_exc())
     return wrapper

@@ -28,7 +28,7 @@ from lammps_al.core.records import (CalibrationRecord, ExploreRecord, FitRecord,
 from lammps_al.loop import calibrate, explore, fit, label, material, select, start
 from lammps_al.loop.config import LoopConfig, LoopSettings, iter_dir, potential_path
 from lammps_al.loop.report import summary_lines, write_plots
-from lammps_al.loop.stages import run_stage
+from lammps_al.loop.stages import run_stage, workdir_lock
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,12 @@ def run_loop(cfg: LoopConfig, resume: bool = False, show_progress: bool = True, 
         s.workdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise LoopError(f"cannot create the loop's workdir {s.workdir}: {exc.strerror}") from None
+    with workdir_lock(s.workdir):
+        return _run(cfg, show_progress, report, stop)
+
+
+def _run(cfg: LoopConfig, show_progress: bool, report: Callable, stop) -> list[IterationSummary]:
+    s = cfg.loop
     history: list[IterationSummary] = []
     started, first_point = start_stage(cfg, show_progress)
     report(f"starting set: {started.structures} structures, {started.labelled} labelled now")

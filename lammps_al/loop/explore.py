@@ -10,14 +10,24 @@ at). A run's outcome comes from the fix's records (:class:`~lammps_al.core.recor
 halted and why; the run log gives sigma, temperature and the structure along the trajectory) and its exit
 code: halted, completed or crashed (with the tail of its log). Each run works in its own folder
 ``iter_NNN/explore/NAME/``.
+
+Each run is its own process group (``mpirun`` and its ranks), recorded in ``NAME/run.pid`` while it runs. A
+loop stopped by an exception or SIGTERM stops its runs; a loop killed outright (SIGKILL of its process group,
+or of the loop alone, which leaves ``mpirun`` running) leaves them behind, and the resumed loop stops the
+ones still running before it starts the iteration's exploration again in cleared folders: no orphan writes
+into a folder the resumed loop writes, and no half-finished attempt's flagged files are selected.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import shutil
+import signal
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +36,7 @@ import numpy as np
 
 from lammps_al.core import runtime
 from lammps_al.core.errors import ConfigError, LammpsAlError, LoopError
+from lammps_al.core.io import atomic_write_text
 from lammps_al.core.lammps_log import read_coexistence
 from lammps_al.core.progress import ProgressBar
 from lammps_al.core.records import (ExploreRecord, ExploreRunResult, MaterialRecord, RunLogRow, read_marker,
@@ -69,21 +80,121 @@ def command(task: ExploreTask, prefix: list[str] | None = None) -> list[str]:
     return runtime.mpi_command(task.nprocs, *args)
 
 
+RUN_PID = "run.pid"
+_live_groups: set[int] = set()          # process groups of this process's running explorations
+_live_lock = threading.Lock()
+_stopping = threading.Event()           # set when the loop stops its runs: no new one starts
+
+
+def _process_start(pid: int) -> str | None:
+    """The start time of process ``pid`` (clock ticks since boot, /proc/PID/stat field 22) and the boot it
+    belongs to: with the pid, an identity that a reused pid does not share. None where it is not running."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+    return f"{boot}:{stat.rsplit(')', 1)[1].split()[19]}"
+
+
+def _stop_group(pgid: int, grace: float = 5.0) -> None:
+    """SIGTERM to the process group, SIGKILL to what is left after ``grace`` seconds."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+
+
+def stop_live_runs() -> None:
+    """Stop every exploration this process started that is still running (the loop is ending early), and
+    start no more. Runs on other hosts (Parsl, mpi4py.futures workers) end with their workers."""
+    _stopping.set()
+    with _live_lock:
+        groups = list(_live_groups)
+    for pgid in groups:
+        _stop_group(pgid, grace=2.0)
+
+
+def stop_orphans(folder: Path) -> list[str]:
+    """Stop the runs recorded in ``folder/*/run.pid`` that are still running on this machine (left by a loop
+    that was killed); returns the names of those stopped. A run on another host is refused with a message:
+    it cannot be checked from here."""
+    stopped = []
+    for pidfile in sorted(Path(folder).glob(f"*/{RUN_PID}")):
+        try:
+            rec = json.loads(pidfile.read_text())
+            pgid, host, ident = int(rec["pgid"]), str(rec["host"]), str(rec["start"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue                      # torn or foreign: the process it named was never confirmed
+        if host != socket.gethostname():
+            raise LoopError(f"exploration run {pidfile.parent.name} of an interrupted attempt ran on {host} "
+                            f"(process group {pgid}, {pidfile}); make sure it has stopped, delete {pidfile} "
+                            f"and continue with --resume")
+        if _process_start(pgid) == ident:
+            _stop_group(pgid)
+            stopped.append(pidfile.parent.name)
+    return stopped
+
+
+def clear_interrupted(cfg: LoopConfig, k: int) -> None:
+    """Before iteration k's exploration starts: stop what an interrupted attempt left running and remove its
+    outputs (run folders, flagged files, run logs), so that the attempt is redone from a clean start."""
+    d = iter_dir(cfg.loop, k)
+    explore_dir, flagged = d / "explore", d / "flagged"
+    if not explore_dir.exists() and not flagged.exists():
+        return
+    stopped = stop_orphans(explore_dir) if explore_dir.exists() else []
+    log.warning("iteration %d: an interrupted exploration found%s; its outputs are removed and the runs start "
+                "again", k, f" (runs still going, now stopped: {', '.join(stopped)})" if stopped else "")
+    for path in (explore_dir, flagged):
+        shutil.rmtree(path, ignore_errors=True)
+        if path.exists():
+            raise LoopError(f"cannot remove {path}, left by an interrupted exploration of iteration {k}: "
+                            f"remove it by hand and continue with --resume")
+
+
 def run_exploration(task: ExploreTask) -> ExploreRunResult:
     """Run one exploration (on an executor's worker) and read what the fix recorded."""
-    Path(task.workdir).mkdir(parents=True, exist_ok=True)
+    workdir = Path(task.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
     parsl_prefix = os.environ.get("PARSL_MPI_PREFIX")   # set by Parsl's MPIExecutor on a cluster
     cmd = command(task, parsl_prefix.split() if parsl_prefix else None)
     env = runtime.without_mpi_state(runtime.lammps_env())
     started = time.time()
     start = time.perf_counter()
+    with _live_lock:
+        if _stopping.is_set():
+            raise LoopError(f"exploration run {task.name} not started: the loop is stopping")
+        proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, stdin=subprocess.DEVNULL, start_new_session=True)
+        _live_groups.add(proc.pid)
+    pidfile = workdir / RUN_PID
     try:
-        proc = subprocess.run(cmd, cwd=task.workdir, env=env, capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL, timeout=task.timeout)
-        returncode, output = proc.returncode, proc.stdout + proc.stderr
-    except subprocess.TimeoutExpired as exc:
-        returncode = -9
-        output = f"stopped after the run timeout of {task.timeout:.0f} s ([loop] run_timeout)\n{exc.stderr or ''}"
+        atomic_write_text(pidfile, json.dumps({"pgid": proc.pid, "host": socket.gethostname(),
+                                               "start": _process_start(proc.pid) or ""}))
+        try:
+            output, _ = proc.communicate(timeout=task.timeout)
+            returncode = proc.returncode
+        except subprocess.TimeoutExpired:
+            _stop_group(proc.pid)
+            output = proc.communicate()[0] or ""
+            returncode = -9
+            output = f"stopped after the run timeout of {task.timeout:.0f} s ([loop] run_timeout)\n{output}"
+    finally:
+        if proc.poll() is None:           # leaving early (an exception in this thread): stop the whole job
+            _stop_group(proc.pid, grace=2.0)
+            proc.wait()
+        with _live_lock:
+            _live_groups.discard(proc.pid)
+        pidfile.unlink(missing_ok=True)
     seconds = time.perf_counter() - start
     rows = read_run_log(run_log_path(task.flagged, task.name))
     status = read_run_status(run_status_path(task.flagged, task.name))
@@ -297,28 +408,23 @@ def explore(cfg: LoopConfig, k: int, show_progress: bool = True) -> ExploreRecor
     """Every exploration run of iteration k, at most ``[loop] concurrent_runs`` at once."""
     s = cfg.loop
     t0 = time.perf_counter()
+    clear_interrupted(cfg, k)
     todo = tasks(cfg, k)
     (iter_dir(s, k) / "flagged").mkdir(parents=True, exist_ok=True)
     results: dict[str, ExploreRunResult] = {}
     bar = ProgressBar(len(todo), f"exploring (iteration {k})", enabled=show_progress)
+    _stopping.clear()
     try:
         with make_executor(cfg.fit.executor, min(s.runs_at_once, len(todo)), "mpi", s.workdir, s.nprocs) as pool:
             futures = {pool.submit(run_exploration, task): task for task in todo}
-            for fut in pool.as_completed(futures):
-                task = futures[fut]
-                try:
-                    result = fut.result()
-                except LammpsAlError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - the worker running it died: report the run as crashed
-                    result = ExploreRunResult(name=task.name, kind=task.kind, status="crashed", seconds=0.0,
-                                              seed=task.seed, returncode=-1,
-                                              error=f"its executor task failed: {type(exc).__name__}: {exc}")
-                results[task.name] = result
-                if result.status == "crashed":
-                    log.warning("exploration run %s crashed (exit %d); its log: %s", task.name, result.returncode,
-                                result.log)
-                bar.update()
+            try:
+                for fut in pool.as_completed(futures):
+                    task = futures[fut]
+                    results[task.name] = _outcome(task, fut)
+                    bar.update()
+            except BaseException:
+                stop_live_runs()      # ended by an exception or a signal (SIGTERM, Ctrl-C): stop the runs now,
+                raise                 # so that the executor's shutdown does not wait for them
     finally:
         bar.close()
     runs = {task.name: results[task.name] for task in todo}       # in config order, whatever finished first
@@ -332,3 +438,16 @@ def explore(cfg: LoopConfig, k: int, show_progress: bool = True) -> ExploreRecor
                          crashed=[n for n, r in runs.items() if r.status == "crashed"],
                          halted=[n for n, r in runs.items() if r.status == "halted"],
                          seconds=time.perf_counter() - t0)
+
+
+def _outcome(task: ExploreTask, fut) -> ExploreRunResult:
+    try:
+        result = fut.result()
+    except LammpsAlError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the worker running it died: report the run as crashed
+        result = ExploreRunResult(name=task.name, kind=task.kind, status="crashed", seconds=0.0, seed=task.seed,
+                                  returncode=-1, error=f"its executor task failed: {type(exc).__name__}: {exc}")
+    if result.status == "crashed":
+        log.warning("exploration run %s crashed (exit %d); its log: %s", task.name, result.returncode, result.log)
+    return result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -217,3 +218,42 @@ def test_unwritable_output_folder_stops_lammps_at_setup(runner, tmp_path):
     assert proc.returncode != 0
     assert "is not writable" in proc.stdout + proc.stderr and "lal_fix_outdir" in proc.stdout + proc.stderr
     assert "Loop time" not in proc.stdout
+
+
+FULL_DISK = """
+import errno, os
+_real_fsync = os.fsync
+
+def _fsync(fd):
+    name = os.readlink(f"/proc/self/fd/{fd}")
+    if name.endswith(".tmp") and ".extxyz." in name:
+        raise OSError(errno.ENOSPC, "No space left on device")
+    return _real_fsync(fd)
+
+os.fsync = _fsync
+"""
+
+
+@pytest.mark.parametrize("nprocs", [1, 2])
+def test_a_full_disk_while_the_fix_writes_stops_the_run_with_the_path(runner, tmp_path, nprocs):
+    """Every flagged file's fsync fails with ENOSPC (a sitecustomize in LAMMPS's Python): the run stops at
+    the first write with the file, the free space and what to do, not a traceback; no file named in the
+    manifest is incomplete and no temporary file is left."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(FULL_DISK)
+    env = runtime.lammps_env()
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(hook), env.get("PYTHONPATH", "")) if p)
+    out = tmp_path / "full"
+    args = [str(runtime.find_lmp()), "-nocite", "-log", "none", "-in", str(ROOT / "in_files" / "explore_heating.in"),
+            "-var", "lal_fix_outdir", str(out), "-var", "reps", "3", "-var", "steps", "2000", "-var", "lal_flag",
+            "1e-6", "-var", "lal_halt", "100", "-var", "lal_run_id", "full"]
+    proc = subprocess.run(runtime.mpi_command(nprocs, *args), cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300, stdin=subprocess.DEVNULL)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0, text[-3000:]
+    assert re.search(r"ERROR \(lammps_al\) on rank 0: cannot write \S+\.extxyz: No space left on device \([\d.]+ MB free "
+                     r"there, this write needs [\d.]+ MB\); free space there", text), text[-3000:]
+    assert "Traceback" not in text
+    assert manifest(out) == []
+    assert not list(out.rglob("*.tmp"))

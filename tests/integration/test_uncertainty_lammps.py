@@ -6,6 +6,7 @@ and dumps ``id pe/atom fx fy fz d_lal_sigma`` sorted by atom ID.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -208,3 +209,64 @@ def test_bad_potential_input_stops_lammps_with_a_clear_error(runner, tmp_path, n
     save(good, pot_dir / "Al_quadratic.npz")
     failing("scorer 'committee' needs ['committee.samples'] in the potential file", scorer="committee")
     assert json.loads(str(np.load(pot_dir / "Al_quadratic.npz")["metadata"]))["elements"] == ["Al"]
+
+
+def zbl_overlaid(tmp_path: Path, name: str) -> Path:
+    """The shipped potential with ZBL overlaid (as the published Ta06A SNAP has): both snippets written anew."""
+    import dataclasses
+
+    from lammps_al.core.descriptor import ReferencePotential
+    from lammps_al.train.lammps_files import write_all
+
+    p = load(POTENTIALS / f"{name}.npz")
+    p = dataclasses.replace(p, reference=ReferencePotential("zbl 2.0 3.0", ("* * 13 13",)))
+    folder = tmp_path / "zbl"
+    save(p, folder / f"{name}.npz")
+    write_all(p, folder, name)
+    return folder
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("name", ["Al_linear", "Al_quadratic"])
+def test_four_ranks_on_a_triclinic_cell_with_zbl_overlaid_match_serial(runner, tmp_path, name):
+    """mpirun -np 4 on 2 cores (oversubscribed, for correctness): a sheared, rattled triclinic cell with
+    hybrid/overlay ZBL, both snippets; energies, forces, pressure and per-atom sigma equal serial by atom ID.
+    Close pairs (1.9 A) put the ZBL inside its switching range."""
+    atoms = bulk("Al", "fcc", a=4.05).repeat((4, 4, 4))     # the primitive cell: a triclinic box
+    atoms.rattle(0.15, seed=11)
+    atoms.positions[1] = atoms.positions[0] + [1.9, 0.0, 0.0]
+    folder = zbl_overlaid(tmp_path, name)
+    md = "velocity all create 600 3 mom yes\nfix nve all nve\ntimestep 0.001"
+    for mode in ("mliappy", "snap"):
+        snippet = folder / f"{name}.{mode}.lammps"
+        assert "hybrid/overlay zbl 2.0 3.0" in snippet.read_text()
+        serial = run_cell(runner, atoms, snippet, steps=10, md=md)
+        parallel = run_cell(runner, atoms, snippet, nprocs=4, steps=10, md=md)
+        log = (runner.workdir / "log.lammps").read_text()
+        grid = re.search(r"(\d+) by (\d+) by (\d+) MPI processor grid", log)
+        assert "triclinic box" in log and np.prod([int(g) for g in grid.groups()]) == 4
+        np.testing.assert_array_equal(parallel["id"], serial["id"])
+        assert parallel["energy"] == pytest.approx(serial["energy"], rel=1e-10)
+        np.testing.assert_allclose(parallel["forces"], serial["forces"], rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(parallel["pressure"], serial["pressure"], rtol=1e-7, atol=1e-6)
+        np.testing.assert_allclose(parallel["sigma"], serial["sigma"], rtol=1e-8)
+        assert np.all(np.isfinite(parallel["sigma"])) and parallel["sigma"].min() > 0
+
+
+@pytest.mark.mpi
+def test_four_ranks_with_three_empty_match_serial(runner):
+    """A small slab at the bottom of a tall box on a 1x1x4 grid: three of four ranks own no atoms."""
+    slab = fcc100("Al", size=(2, 2, 3), a=4.05, vacuum=0.0, periodic=True)
+    cell = slab.cell.array.copy()
+    cell[2, 2] = 60.0
+    slab.set_cell(cell)
+    slab.positions[:, 2] += 1.0
+    md = "velocity all create 300 5 mom yes\nfix nve all nve"
+    for name in ("Al_linear", "Al_quadratic"):
+        snippet = POTENTIALS / f"{name}.mliappy.lammps"
+        serial = run_cell(runner, slab, snippet, steps=20, md=md)
+        parallel = run_cell(runner, slab, snippet, nprocs=4, steps=20, md=md, procs="processors 1 1 4")
+        assert "1 by 1 by 4 MPI processor grid" in (runner.workdir / "log.lammps").read_text()
+        assert parallel["energy"] == pytest.approx(serial["energy"], rel=1e-10)
+        np.testing.assert_allclose(parallel["forces"], serial["forces"], rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(parallel["sigma"], serial["sigma"], rtol=1e-8)

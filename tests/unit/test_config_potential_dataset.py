@@ -79,6 +79,34 @@ def test_potential_round_trip_without_pickle(tmp_path, model):
     assert q.descriptor == p.descriptor and q.model == model
 
 
+def test_a_full_disk_while_writing_a_potential_keeps_the_old_file(tmp_path, monkeypatch):
+    """ENOSPC at the fsync of the new file: a StoreError with the path and the free space; the potential
+    written before is still there and loads, and no temporary file is left."""
+    import errno
+    import os
+
+    from lammps_al.core.errors import StoreError
+
+    path = tmp_path / "Al.npz"
+    old = make_potential("linear")
+    save(old, path)
+    real = os.fsync
+
+    def fsync(fd):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(".tmp"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    new = make_potential("quadratic")
+    with pytest.raises(StoreError, match=r"cannot write .*Al\.npz: No space left on device \([\d.]+ MB free there, "
+                                         r"this write needs [\d.]+ MB\)"):
+        save(new, path)
+    monkeypatch.undo()
+    assert load(path).model == "linear"
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["Al.npz"]
+
+
 def test_malformed_and_missing_potential_files(tmp_path):
     with pytest.raises(PotentialError, match="does not exist"):
         load(tmp_path / "none.npz")
