@@ -28,6 +28,9 @@ def add_arguments(parser) -> None:
                         help="start temperature of the reference's coexistence run, K (default %(default)s)")
     parser.add_argument("--workdir", type=Path, help="folder for the coexistence runs (default: beside the potential)")
     parser.add_argument("--held-out-cache", type=Path, help="extxyz of the labelled held-out set (made if missing)")
+    parser.add_argument("--config", type=Path, help="a fit or loop config: its [oracle] is the reference (LAMMPS "
+                                                    "runs an eam oracle; any other ASE calculator, DFT, is compared "
+                                                    "in small cells it computes itself)")
     parser.add_argument("--seeds", type=int, default=3, help="independent coexistence runs of the learned potential "
                                                              "(default 3; the reference gets 5)")
 
@@ -49,6 +52,28 @@ def loop_reference(held_out_cache: Path):
                           f"{held_out_cache} to make them again") from None
 
 
+def config_oracle(path: Path):
+    """The [oracle] of a fit or loop config, as an OracleSpec (checked: name, settings, files)."""
+    from lammps_al.core.config import read_toml
+    from lammps_al.core.resources import find_file
+    from lammps_al.train.oracles import OracleSpec
+
+    path = find_file(path, "in_files", Path.cwd(), what="config")
+    if "loop" in read_toml(path):
+        from lammps_al.loop.config import load_loop_config
+
+        oracle = load_loop_config(path).fit.oracle
+    else:
+        from lammps_al.train.config import load_config
+
+        config = load_config(path)
+        if not config.oracle_named:
+            raise ConfigError(f"{path} has no [oracle] section: --config needs the config whose oracle is the "
+                              f"reference")
+        oracle = config.oracle
+    return OracleSpec(oracle.name, dict(oracle.settings))
+
+
 def run(args) -> int:
     if args.nprocs < 1:
         raise ConfigError(f"--nprocs must be >= 1, got {args.nprocs}")
@@ -68,8 +93,12 @@ def run(args) -> int:
         potential = Path(history.final_potential)
     if args.seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
+    oracle = config_oracle(args.config) if args.config is not None else None
+    if oracle is not None and cache is None and args.output is not None:
+        cache = Path(args.output).with_name("held_out.extxyz")   # the oracle's own held-out set, made once
     report = validate(potential, held_out=not args.no_held_out, held_out_cache=cache, melting=melting,
-                      workdir=args.workdir, seeds=tuple(8123 + i for i in range(args.seeds)), reference=reference)
+                      workdir=args.workdir, seeds=tuple(8123 + i for i in range(args.seeds)), reference=reference,
+                      oracle=oracle)
     for line in report_lines(report):
         print(line)
     if output:

@@ -1,7 +1,12 @@
 """Validation of a learned potential against the reference: crystal properties side by side
 (:mod:`~lammps_al.validate.properties`), the melting point by coexistence (:mod:`lammps_al.train.melting`),
 errors on the held-out reference MD set (:mod:`lammps_al.train.held_out`), and LAMMPS's own Ta06A example
-through three pair styles (:mod:`~lammps_al.validate.regression`)."""
+through three pair styles (:mod:`~lammps_al.validate.regression`).
+
+The reference is the oracle: an oracle LAMMPS can run is compared property by property in converged cells; for
+any other ASE calculator (DFT) the oracle and the learned potential are compared in cells the oracle can afford
+(:mod:`~lammps_al.validate.small_cells`), with the learned potential's converged values beside them. Measured
+values (:mod:`~lammps_al.validate.experiment`) are a third column."""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from lammps_al.core.io import atomic_write_text, json_default
 from lammps_al.core.schema import to_mapping
 from lammps_al.train.held_out import held_out_errors, labelled_held_out_set
 from lammps_al.train.melting import Coexistence, melting_statistics
+from lammps_al.validate.experiment import experiment
 from lammps_al.validate.properties import PairSetup, learned_pair, properties, reference_pair
 
 
@@ -23,13 +29,29 @@ def validate(potential_path: Path, held_out: bool = True, held_out_cache: Path |
              melting: Coexistence | None = Coexistence(), workdir: Path | None = None,
              seeds: tuple[int, ...] = (8123, 8124, 8125), reference_seeds: tuple[int, ...] = (8123, 8124, 8125, 8126,
                                                                                             8127),
-             reference: PairSetup | None = None) -> dict:
+             reference: PairSetup | None = None, oracle=None) -> dict:
     """Properties side by side; the melting point unless ``melting`` is None (runs in ``workdir``): the mean
     of independent coexistence runs, ``seeds`` for the learned potential and ``reference_seeds`` for the
     reference, each with the spread between its runs. ``reference``: the pair setup to compare with (default
-    Mendelev's Al EAM); its element is the one whose properties are computed."""
-    reference_setup = reference or reference_pair()
+    Mendelev's Al EAM); its element is the one whose properties are computed. ``oracle`` (an OracleSpec, a
+    config's ``[oracle]``) replaces ``reference``: as its pair setup when LAMMPS can run it, else through
+    small cells computed by the oracle itself."""
     learned_setup = learned_pair(potential_path)
+    held_out_set = None
+    if oracle is not None:
+        from lammps_al.train.lammps_calc import oracle_pair
+
+        reference = oracle_pair(oracle)
+        if reference is None:
+            return validate_small_cells(potential_path, oracle, held_out_cache if held_out else None, melting,
+                                        workdir, seeds)
+        if held_out and (held_out_cache is None or not Path(held_out_cache).is_file()):
+            from lammps_al.train.held_out import reference_plan      # the oracle's own set, made once
+
+            cache_dir = Path(held_out_cache).parent if held_out_cache is not None else None
+            held_out_set = labelled_held_out_set(held_out_cache, reference_plan(oracle, reference.element, cache_dir),
+                                                 oracle)
+    reference_setup = reference or reference_pair()
     if learned_setup.element != reference_setup.element:
         raise ConfigError(f"{potential_path} is a potential for {learned_setup.element}, the reference "
                           f"{reference_setup.name} is one for {reference_setup.element}: validate against a "
@@ -38,7 +60,8 @@ def validate(potential_path: Path, held_out: bool = True, held_out_cache: Path |
     reference = properties(reference_setup)
     report = {"potential": str(potential_path), "reference_potential": reference_setup.name,
               "element": reference_setup.element, "learned": learned, "reference": reference,
-              "relative_difference": {k: (learned[k] - reference[k]) / abs(reference[k]) for k in reference}}
+              "relative_difference": {k: (learned[k] - reference[k]) / abs(reference[k]) for k in reference},
+              "experiment": experiment(reference_setup.element)}
     if melting is not None:
         workdir = Path(workdir) if workdir is not None else Path(potential_path).resolve().parent / "validation"
         mass = element_data(reference_setup.element).mass
@@ -55,15 +78,82 @@ def validate(potential_path: Path, held_out: bool = True, held_out_cache: Path |
                              "difference_error_K": float(np.hypot(mine["stderr_K"] or 0.0, ref["stderr_K"] or 0.0))
                              if both else None}
     if held_out:
+        snapshots = held_out_set if held_out_set is not None else labelled_held_out_set(held_out_cache)
+        report["held_out"] = to_mapping(held_out_errors(potential_path, snapshots))
+    return report
+
+
+def validate_small_cells(potential_path: Path, oracle, held_out_cache: Path | None, melting: Coexistence | None,
+                         workdir: Path | None, seeds: tuple[int, ...]) -> dict:
+    """Validation against an oracle LAMMPS cannot run: the properties small cells allow, by the oracle and by
+    the learned potential's ASE twin in the same cells; the learned potential's properties in converged cells
+    and its melting point; its errors on the held-out set when one labelled by the oracle exists."""
+    from lammps_al.train.calculator import SNAPCalculator
+    from lammps_al.train.oracles import make_calculator
+    from lammps_al.validate.small_cells import small_cell_properties
+
+    learned_setup = learned_pair(potential_path)
+    element = learned_setup.element
+    a_guess = element_data(element).fcc_a
+    oracle_values = small_cell_properties(lambda: make_calculator(oracle), element, a_guess)
+    learned_small = small_cell_properties(lambda: SNAPCalculator(potential_path), element,
+                                          oracle_values["lattice_constant_A"])
+    converged = properties(learned_setup)
+    skipped = oracle_values.pop("skipped")
+    cells = oracle_values.pop("cells")
+    learned_small.pop("skipped"), learned_small.pop("cells")
+    reference = {k: v for k, v in oracle_values.items()}
+    learned = {k: learned_small[k] for k in reference if k in learned_small}
+    report = {"potential": str(potential_path), "reference_potential": f"oracle {oracle.name} (small cells)",
+              "element": element, "mode": "small cells", "cells": cells, "skipped": skipped,
+              "learned": learned, "reference": reference, "learned_converged": converged,
+              "relative_difference": {k: (learned[k] - reference[k]) / abs(reference[k]) for k in reference},
+              "experiment": experiment(element)}
+    if melting is not None:
+        workdir = Path(workdir) if workdir is not None else Path(potential_path).resolve().parent / "validation"
+        mine = melting_statistics(learned_setup, workdir / "melting_learned", seeds, melting,
+                                  lattice={"lattice": "fcc", "a": converged["lattice_constant_A"],
+                                           "mass": element_data(element).mass})
+        report["melting"] = {"learned": mine, "reference": None, "method": "solid-liquid coexistence, NPH, P=0",
+                             "natoms": 4 * melting.nx * melting.nx * melting.nz,
+                             "nph_ps": melting.steps_nph * melting.dt, "averaged_ps": melting.steps_avg * melting.dt,
+                             "difference_K": None, "difference_error_K": None}
+    if held_out_cache is not None and Path(held_out_cache).is_file():
         report["held_out"] = to_mapping(held_out_errors(potential_path, labelled_held_out_set(held_out_cache)))
     return report
 
 
+def _experiment_cell(report: dict, key: str) -> str:
+    entry = report.get("experiment", {}).get(key)
+    return f"{entry['value']:12.5g}" if entry else f"{'-':>12s}"
+
+
 def report_lines(report: dict) -> list[str]:
+    small = report.get("mode") == "small cells"
+    exp = bool(report.get("experiment"))
+    head = f"  {'property':<24s} {'learned':>12s} {'reference':>12s} {'rel. diff':>10s}"
+    if small:
+        head = (f"  {'property (small cells)':<24s} {'learned':>12s} {'oracle':>12s} {'rel. diff':>10s} "
+                f"{'converged':>12s}")
     lines = [f"validation of {report['potential']} against the {report.get('reference_potential', 'reference')}",
-             f"  {'property':<24s} {'learned':>12s} {'reference':>12s} {'rel. diff':>10s}"]
+             head + (f" {'experiment':>12s}" if exp else "")]
     for k, ref in report["reference"].items():
-        lines.append(f"  {k:<24s} {report['learned'][k]:12.5g} {ref:12.5g} {report['relative_difference'][k]:+10.2%}")
+        line = f"  {k:<24s} {report['learned'][k]:12.5g} {ref:12.5g} {report['relative_difference'][k]:+10.2%}"
+        if small:
+            conv = report.get("learned_converged", {}).get(k)
+            line += f" {conv:12.5g}" if conv is not None else f" {'-':>12s}"
+        lines.append(line + (f" {_experiment_cell(report, k)}" if exp else ""))
+    if small:
+        c = report.get("cells", {})
+        lines.append(f"  small cells: {', '.join(f'{k} {v}' for k, v in c.items())}; 'converged': the learned "
+                     f"potential in LAMMPS's converged cells")
+        for k, why in report.get("skipped", {}).items():
+            lines.append(f"  {k}: skipped, {why}")
+    if exp:
+        tm = report["experiment"].get("melting_point_K")
+        melt = f"; melting point {tm['value']:.1f} K" if tm else ""
+        lines.append(f"  experiment: 0 K values where they depend on temperature (300 K values and every source in "
+                     f"the JSON report){melt}")
     m = report.get("melting")
     if m:
         def fmt(r):
@@ -72,7 +162,8 @@ def report_lines(report: dict) -> list[str]:
             spread = f", spread {r['spread_K']:.0f} K" if r["spread_K"] is not None else ""
             return f"{r['melting_point_K']:.0f} +- {r['stderr_K'] or 0:.0f} K ({r['runs_ok']} seeds{spread})"
         lines.append(f"  melting point ({m['natoms']}-atom coexistence, NPH {m['nph_ps']:.0f} ps): learned "
-                     f"{fmt(m['learned'])}, reference {fmt(m['reference'])}"
+                     f"{fmt(m['learned'])}, reference "
+                     f"{fmt(m['reference']) if m['reference'] else 'not computed (an oracle LAMMPS cannot run)'}"
                      + (f", difference {m['difference_K']:+.0f} +- {m['difference_error_K']:.0f} K"
                         if m["difference_K"] is not None else ""))
     else:
