@@ -6,6 +6,7 @@ the environment cutter takes its cutoff) and offline (``compute snap`` for the d
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 from lammps_al.core.errors import ConfigError, DatasetError
@@ -56,14 +57,16 @@ class SNAPSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(f"descriptor settings: {name} must be a number, got {value!r}")
-        if not self.rcutfac > 0:
-            raise ConfigError(f"descriptor settings: rcutfac must be > 0 A, got {self.rcutfac}")
+        if not 0 < self.rcutfac < math.inf:
+            raise ConfigError(f"descriptor settings: rcutfac must be > 0 A and finite, got {self.rcutfac}")
         if not 0 < self.rfac0 <= 1:
             raise ConfigError(f"descriptor settings: rfac0 must be in (0, 1], got {self.rfac0}")
+        if not 0 <= self.rmin0 < math.inf:
+            raise ConfigError(f"descriptor settings: rmin0 must be a finite distance >= 0 A, got {self.rmin0}")
         for name in ("radelem", "wj"):
             values = getattr(self, name)
-            if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 for v in values):
-                raise ConfigError(f"descriptor settings: {name} must be positive numbers, got {list(values)}")
+            if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < math.inf for v in values):
+                raise ConfigError(f"descriptor settings: {name} must be finite positive numbers, got {list(values)}")
         for name in ("bzeroflag", "switchflag", "quadraticflag"):
             if getattr(self, name) not in (0, 1) or isinstance(getattr(self, name), bool):
                 raise ConfigError(f"descriptor settings: {name} must be 0 or 1, got {getattr(self, name)!r}")
@@ -123,8 +126,11 @@ class SNAPSettings:
                 raise ConfigError(f"descriptor settings: {key} must be a list (one entry per element), got "
                                   f"{d[key]!r}")
             d[key] = tuple(d[key])
-        if any(not isinstance(e, str) for e in d["elements"]):
-            raise ConfigError(f"descriptor settings: elements must be chemical symbols, got {list(d['elements'])}")
+        from ase.data import chemical_symbols
+
+        if any(not isinstance(e, str) or e not in chemical_symbols[1:] for e in d["elements"]):
+            raise ConfigError(f"descriptor settings: elements must be chemical symbols (e.g. 'Al'), got "
+                              f"{list(d['elements'])}")
         for key in ("rcutfac", "rfac0", "rmin0"):
             if isinstance(d.get(key), int) and not isinstance(d.get(key), bool):
                 d[key] = float(d[key])
@@ -153,4 +159,9 @@ class ReferencePotential:
     @classmethod
     def from_dict(cls, d: dict | None) -> "ReferencePotential":
         d = d or {}
-        return cls(str(d.get("pair_style", "")), tuple(d.get("pair_coeff", ())))
+        if not isinstance(d, dict) or not isinstance(d.get("pair_style", ""), str) or \
+                not isinstance(d.get("pair_coeff", []), (list, tuple)) or \
+                not all(isinstance(c, str) for c in d.get("pair_coeff", [])):
+            raise ConfigError(f"reference potential must be a table of pair_style (a string) and pair_coeff (a list "
+                              f"of strings), got {d!r:.80}")
+        return cls(d.get("pair_style", ""), tuple(d.get("pair_coeff", ())))

@@ -151,7 +151,10 @@ def load(path: str | Path) -> Potential:
         got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise PotentialError(f"{path}: metadata format is {got!r}, expected {FORMAT!r}")
     version = meta.get("format_version", 0)
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise PotentialError(f"{path}: metadata format_version must be an integer, got {version!r}; the file is "
+                             f"damaged: write it again with lammps-al fit")
+    if version > FORMAT_VERSION:
         raise PotentialError(f"{path}: format version {version!r} is newer than this lammps_al reads "
                              f"({FORMAT_VERSION}); upgrade lammps_al")
     if version < 2:
@@ -165,6 +168,11 @@ def load(path: str | Path) -> Potential:
                 arrays[name] = value
     else:
         arrays = raw
+    for key, kind, what in (("noise", dict, "a table"), ("settings", dict, "a table"), ("extra", dict, "a table"),
+                            ("model_class", str, "a string"), ("training_set_hash", str, "a string")):
+        if key in meta and not isinstance(meta[key], kind):
+            raise PotentialError(f"{path}: metadata {key} must be {what}, got {meta[key]!r:.60}; the file is damaged: "
+                                 f"write it again with lammps-al fit")
     try:
         return Potential(elements=tuple(meta["elements"]), model=meta["model"],
                          descriptor=SNAPSettings.from_dict(meta["descriptor"]), arrays=arrays,

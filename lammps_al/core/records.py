@@ -209,7 +209,7 @@ def read_run_status(path: Path) -> RunStatus | None:
         return None
     try:
         return from_mapping(RunStatus, json.loads(path.read_text()), str(path), unknown="ignore")
-    except (SchemaError, json.JSONDecodeError) as exc:
+    except (SchemaError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise StoreError(f"{path} is not a run status written by the lammps_al fix: {exc}") from None
 
 
@@ -263,15 +263,26 @@ def write_training_scores(potential, stats: dict[str, ScoreStats]) -> None:
 
 
 def read_training_scores(potential, scorer: str) -> ScoreStats | None:
-    raw = potential.extra.get(TRAINING_SCORES, {}).get(scorer)
+    from lammps_al.core.errors import PotentialError
+
+    table = potential.extra.get(TRAINING_SCORES, {})
+    raw = table.get(scorer) if isinstance(table, dict) else table
     if raw is None:
         return None
+    where = f"training_scores.{scorer}"
+    if not isinstance(raw, dict):
+        raise PotentialError(f"the potential's training-score statistics are malformed: {where} must be a table, got "
+                             f"{raw!r:.60}; refit with lammps-al fit, or give absolute thresholds (-var lal_flag X "
+                             f"-var lal_halt Y)")
     try:
-        return ScoreStats.from_dict(raw, f"training_scores.{scorer}")
+        stats = ScoreStats.from_dict(raw, where)
     except SchemaError as exc:
-        from lammps_al.core.errors import PotentialError
-
         raise PotentialError(f"the potential's training-score statistics are malformed: {exc}") from None
+    if not 0 <= stats.p99_9 < np.inf:
+        raise PotentialError(f"the potential's training-score statistics are malformed: {where} p99.9 must be a "
+                             f"finite number >= 0, got {stats.p99_9}; refit with lammps-al fit, or give absolute "
+                             f"thresholds (-var lal_flag X -var lal_halt Y)")
+    return stats
 
 
 # ---- the labelled store -------------------------------------------------------------------------------

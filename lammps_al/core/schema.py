@@ -50,7 +50,8 @@ def _plural(text: str) -> str:
     for article in ("an ", "a "):
         if text.startswith(article):
             text = text[len(article):]
-            return text + ("s" if not text.endswith("s") else "")
+            head, paren, rest = text.partition(" (")         # "path (string)" -> "paths (string)"
+            return head + ("s" if not head.endswith("s") else "") + paren + rest
     return text
 
 

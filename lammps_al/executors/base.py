@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import importlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Iterable, Iterator, Literal
@@ -52,8 +53,12 @@ class ParslSettings:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.ranks_per_node < 0 or not self.cores_per_worker > 0 or not self.strategy_period > 0:
-            raise ConfigError("ranks_per_node must be >= 0 (0: [loop] nprocs), cores_per_worker and "
-                              "strategy_period > 0")
+            raise ConfigError(f"ranks_per_node must be >= 0 (0: [loop] nprocs), cores_per_worker and "
+                              f"strategy_period > 0, got {self.ranks_per_node}, {self.cores_per_worker} and "
+                              f"{self.strategy_period}")
+        if not re.fullmatch(r"(\d+-)?\d+(:\d+){0,2}", self.walltime):
+            raise ConfigError(f"walltime must be a Slurm time limit (HH:MM:SS, MM, MM:SS, D-HH, D-HH:MM or "
+                              f"D-HH:MM:SS), got {self.walltime!r}")
 
 
 @dataclass(frozen=True)

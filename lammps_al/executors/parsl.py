@@ -72,9 +72,16 @@ def _from_file(path: Path, run_dir: Path):
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
+    except Exception as exc:  # noqa: BLE001 - the user's file: any error in it is named with the file
+        raise ConfigError(f"[executor.parsl] config_file {path} cannot be run ({type(exc).__name__}: {exc}); it must "
+                          f"define make_config(run_dir) returning a parsl.config.Config") from exc
+    if not callable(getattr(module, "make_config", None)):
+        raise ConfigError(f"{path} must define make_config(run_dir) returning a parsl.config.Config")
+    try:
         return module.make_config(str(run_dir))
-    except AttributeError:
-        raise ConfigError(f"{path} must define make_config(run_dir) returning a parsl.config.Config") from None
+    except Exception as exc:  # noqa: BLE001
+        raise ConfigError(f"[executor.parsl] config_file {path}: make_config({str(run_dir)!r}) failed "
+                          f"({type(exc).__name__}: {exc})") from exc
 
 
 def call(fn, *args, **kwargs):

@@ -57,22 +57,25 @@ def check_descriptor_file(potential, path: str) -> None:
     except (OSError, UnicodeDecodeError) as exc:
         raise PotentialError(f"cannot read descriptor file {path}: {exc}") from None
     d = potential.descriptor
-    expected = {"elems": list(d.elements), "twojmax": [str(d.twojmax)]}
+    expected = {"elems": list(d.elements), "nelems": [str(len(d.elements))], "twojmax": [str(d.twojmax)]}
     for key, want in expected.items():
         if values.get(key) != want:
             raise PotentialError(f"descriptor file {path} has {key} {values.get(key)}, but the potential was fitted "
                                  f"with {key} {want}: use the .mliap.descriptor written with it")
-    for key, want in (("rcutfac", d.rcutfac), ("rfac0", d.rfac0), ("rmin0", d.rmin0)):
+    numbers = (("rcutfac", [d.rcutfac]), ("rfac0", [d.rfac0]), ("rmin0", [d.rmin0]), ("radelems", list(d.radelem)),
+               ("welems", list(d.wj)))
+    for key, want in numbers:
         try:
-            got = float(values.get(key, ["nan"])[0])
+            got = [float(v) for v in values.get(key, ["nan"])]
         except ValueError:
-            got = float("nan")
-        if not np.isclose(got, want, rtol=1e-12, atol=0.0):
+            got = [float("nan")]
+        if len(got) != len(want) or not np.allclose(got, want, rtol=1e-12, atol=0.0):
             raise PotentialError(f"descriptor file {path} has {key} {values.get(key)}, but the potential was fitted "
-                                 f"with {key} {want}")
-    if values.get("bzeroflag", ["0"])[0] != str(d.bzeroflag):
-        raise PotentialError(f"descriptor file {path} has bzeroflag {values.get('bzeroflag')}, but the potential "
-                             f"was fitted with bzeroflag {d.bzeroflag}")
+                                 f"with {key} {want}: use the .mliap.descriptor written with it")
+    for key in ("bzeroflag", "switchflag"):          # both 1 when the file leaves them out (ML-IAP's defaults)
+        if values.get(key, ["1"]) != [str(getattr(d, key))]:
+            raise PotentialError(f"descriptor file {path} has {key} {values.get(key, ['1'])}, but the potential "
+                                 f"was fitted with {key} {getattr(d, key)}: use the .mliap.descriptor written with it")
 
 
 def locate(ptr, name: str, potdir: str, default_potdir: str = "", potential_hash: str = "") -> None:
@@ -345,6 +348,10 @@ def element_map(potential, elements: str) -> np.ndarray:
     names = elements.split()
     table = np.full(len(names) + 1, -1, dtype=np.int64)
     for t, name in enumerate(names, 1):
+        if name != "NULL" and name not in potential.elements:
+            raise InputScriptError(f"lal_elements names element {name!r} for atom type {t}, but the potential is for "
+                                   f"{list(potential.elements)}; set lal_elements to one of those (or NULL) per atom "
+                                   f"type")
         table[t] = potential.elements.index(name) if name != "NULL" else -1
     return table
 

@@ -42,6 +42,7 @@ from lammps_al.inrun.callbacks import (fail_setup, guarded, lammps_handle, mpi_c
 log = logging.getLogger(__name__)
 
 TEMPERATURE_COMPUTE = "lal_temp"
+HALT_ACTIONS = ("hard", "soft")     # fix halt's "continue" would not stop a run the model cannot be trusted in
 
 
 @dataclass
@@ -286,10 +287,12 @@ def input_script_name() -> str:
     return sys.argv[0] if sys.argv and sys.argv[0] else "unknown"
 
 
-def _number(lmp, name: str, kind=float):
-    text = string_variable(lmp, name)
+def _number(lmp, name: str, kind=float, default: str | None = None):
+    text = string_variable(lmp, name, default)
     try:
         value = float(text)
+        if value != value:      # NaN
+            raise ValueError
         if kind is int:
             if not value.is_integer():
                 raise ValueError
@@ -297,7 +300,7 @@ def _number(lmp, name: str, kind=float):
         return value
     except ValueError:
         raise InputScriptError(f"LAMMPS variable {name} = {text!r} is not {'an integer' if kind is int else 'a number'}"
-                               ) from None
+                               f": set it with -var {name} VALUE") from None
 
 
 def settings_from_lammps(lmp, scoring) -> FixSettings:
@@ -337,15 +340,23 @@ def settings_from_lammps(lmp, scoring) -> FixSettings:
         max_writes=_number(lmp, "lal_max_writes", int), min_write_interval=_number(lmp, "lal_min_write_interval", int),
         dedup=_number(lmp, "lal_dedup"), local_above=_number(lmp, "lal_local_above", int),
         env_buffer=_number(lmp, "lal_env_buffer"), max_envs=_number(lmp, "lal_max_envs", int), run_id=run_id,
-        scorer=scorer, calibration=calibration, fault_rank=int(float(string_variable(lmp, "lal_fault_rank", "-1"))),
-        classify=float(string_variable(lmp, "lal_cna_cutoff", "0")) > 0,
-        bulk_coordination=float(string_variable(lmp, "lal_bulk_coordination", "12")))
+        scorer=scorer, calibration=calibration, fault_rank=_number(lmp, "lal_fault_rank", int, "-1"),
+        classify=_number(lmp, "lal_cna_cutoff", float, "0") > 0,
+        bulk_coordination=_number(lmp, "lal_bulk_coordination", float, "12"))
     if settings.max_writes < 1 or settings.min_write_interval < 0 or settings.max_envs < 1:
         raise InputScriptError(f"lal_max_writes and lal_max_envs must be >= 1 and lal_min_write_interval >= 0, got "
                                f"{settings.max_writes}, {settings.max_envs}, {settings.min_write_interval}")
     if settings.dedup < 0 or settings.env_buffer < 0 or settings.local_above < 0:
         raise InputScriptError(f"lal_dedup, lal_env_buffer and lal_local_above must be >= 0, got {settings.dedup}, "
                                f"{settings.env_buffer}, {settings.local_above}")
+    if _number(lmp, "lal_cna_cutoff", float, "0") < 0 or not settings.bulk_coordination > 0:
+        raise InputScriptError(f"lal_cna_cutoff must be >= 0 A (0: do not classify atoms) and lal_bulk_coordination "
+                               f"> 0, got {string_variable(lmp, 'lal_cna_cutoff', '0')} and "
+                               f"{settings.bulk_coordination}")
+    action = string_variable(lmp, "lal_halt_action", "hard")
+    if action not in HALT_ACTIONS:
+        raise InputScriptError(f"lal_halt_action must be one of {list(HALT_ACTIONS)} (hard stops LAMMPS, soft stops "
+                               f"this run and goes on with the input), got {action!r}")
     return settings
 
 

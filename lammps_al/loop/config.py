@@ -12,7 +12,10 @@ to the folder the command runs in. ``lammps-al loop --workdir DIR`` sets it expl
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -21,6 +24,38 @@ from lammps_al.core.config import read_toml, resolve, section
 from lammps_al.core.errors import ConfigError
 from lammps_al.core.resources import find_file
 from lammps_al.train.config import Config, config_from_dict
+
+
+# The -var variables of lammps_al's snippets (in_files/lammps_al_fix.lammps, the potential snippets and
+# lammps_al.inrun.paths); a test checks this list against the shipped files.
+LAMMPS_AL_VARIABLES = frozenset({
+    "lal_fix_outdir", "lal_flag", "lal_halt", "lal_flag_factor", "lal_halt_factor", "lal_max_writes",
+    "lal_min_write_interval", "lal_dedup", "lal_local_above", "lal_env_buffer", "lal_max_envs", "lal_run_id",
+    "lal_halt_action", "lal_fault_rank", "lal_cna_cutoff", "lal_bulk_coordination", "lal_potdir", "lal_scorer",
+    "lal_score_every", "lal_elements", "lal_in_files", "lal_potentials"})
+# What the loop passes to every exploration run itself (LAMMPS keeps the first -var of a name: a second is ignored)
+SET_BY_THE_LOOP = {"potential": "[loop] model_snippet and potential_name", "lal_potdir": "the iteration's folder",
+                   "lal_fix_outdir": "the iteration's flagged/ folder", "lal_run_id": "the [[explore]] name",
+                   "seed": "[loop] seed"}
+
+
+def check_variables(variables: dict, where: str) -> None:
+    """-var NAME VALUE pairs: LAMMPS variable names, numbers or strings, no misspelt lammps_al variable and none
+    that the loop sets itself."""
+    for name, value in variables.items():
+        if not re.fullmatch(r"[A-Za-z0-9_]+", name):
+            raise ConfigError(f"{where}: {name!r} is not a LAMMPS variable name (letters, digits and underscores)")
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ConfigError(f"{where}: {name} must be a number or a string (an expression such as \"0.5*tm\"), got "
+                              f"{value!r}")
+        if name.startswith("lal_") and name not in LAMMPS_AL_VARIABLES:
+            close = difflib.get_close_matches(name, sorted(LAMMPS_AL_VARIABLES), n=1)
+            raise ConfigError(f"{where}: {name} is not a variable of lammps_al's snippets"
+                              + (f" (did you mean {close[0]}?)" if close else "")
+                              + f"; they are {sorted(LAMMPS_AL_VARIABLES)}")
+        if name in SET_BY_THE_LOOP:
+            raise ConfigError(f"{where}: {name} is set by the loop for every exploration run (from "
+                              f"{SET_BY_THE_LOOP[name]}); remove it")
 
 
 @dataclass(frozen=True)
@@ -35,6 +70,7 @@ class ExploreRun:
     def __post_init__(self):
         if not self.name or "/" in self.name or self.name.startswith("."):
             raise ConfigError(f"name must be a plain file name, got {self.name!r}")
+        check_variables(self.variables, "variables")
 
 
 @dataclass(frozen=True)
@@ -56,6 +92,8 @@ class LoopSettings:
     run_timeout: float = 7200.0              # s; an exploration run past it is stopped and reported
     force_target: float = 0.0                # eV/A, > 0: the accuracy the loop aims at (see below)
     trajectory_statistic: Literal["max", "rms"] = "max"   # of the per-atom sigma, averaged along trajectories
+    held_out_snapshots: int = 2              # per system, for an oracle LAMMPS cannot run (its own MD); 0: none
+    held_out_budget: float = 3600.0          # s of oracle time the held-out MD may take (estimated first)
     explore: tuple[ExploreRun, ...] = ()
 
     def __post_init__(self):
@@ -65,16 +103,24 @@ class LoopSettings:
         if self.concurrent_runs < 0:
             raise ConfigError(f"concurrent_runs must be >= 0 (0: as many as the cores allow), got "
                              f"{self.concurrent_runs}")
-        if not self.sigma_target > 0:
-            raise ConfigError(f"sigma_target must be > 0, got {self.sigma_target}")
+        if not 0 < self.sigma_target < math.inf:
+            raise ConfigError(f"sigma_target must be > 0 and finite, got {self.sigma_target}")
+        if self.seed < 0:
+            raise ConfigError(f"seed must be >= 0 (it seeds the starting set and the exploration runs), got "
+                              f"{self.seed}")
         if not 0 <= self.flag_rate <= 1:
             raise ConfigError(f"flag_rate must be in [0, 1], got {self.flag_rate}")
         if not self.run_timeout > 0:
             raise ConfigError(f"run_timeout must be > 0 s, got {self.run_timeout}")
         if not self.potential_name or "/" in self.potential_name:
             raise ConfigError(f"potential_name must be a file stem, got {self.potential_name!r}")
-        if self.force_target < 0:
+        if self.held_out_snapshots < 0:
+            raise ConfigError(f"held_out_snapshots must be >= 0 (0: no held-out set), got {self.held_out_snapshots}")
+        if not self.held_out_budget > 0:
+            raise ConfigError(f"held_out_budget must be > 0 s, got {self.held_out_budget}")
+        if not 0 <= self.force_target < math.inf:
             raise ConfigError(f"force_target must be > 0 eV/A (or 0: not used), got {self.force_target}")
+        check_variables(self.lammps_variables, "lammps_variables")
 
     def exploration_variables(self) -> dict:
         """The fix's settings every exploration run gets. With ``force_target`` (eV/A, a force RMSE), the rule:

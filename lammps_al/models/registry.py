@@ -99,6 +99,9 @@ def model_class(kind: str, class_path: str = "", error=PotentialError) -> type:
     path = class_path or (kind if ":" in kind else "")
     if path:
         cls = _import(path, "model", error)
+        if not isinstance(cls, type) or not callable(getattr(cls, "from_potential", None)):
+            raise error(f"model {path!r} is not a model class (it lacks from_potential()): give a subclass of "
+                        f"lammps_al.models.registry.Model, or one of {model_names()}")
         if getattr(cls, "kind", None) != kind and ":" not in kind:
             raise error(f"{path} defines model kind {getattr(cls, 'kind', None)!r}, not {kind!r}")
         return register_model(cls) if ":" not in kind else cls
@@ -111,7 +114,12 @@ def scorer_class(name: str, error=ScorerError) -> type:
     if name in BUILTIN_SCORERS:
         return register_scorer(_import(BUILTIN_SCORERS[name], "scorer", error))
     if ":" in name:
-        return _import(name, "scorer", error)
+        cls = _import(name, "scorer", error)
+        protocol = ("available", "from_potential")
+        if not isinstance(cls, type) or not all(callable(getattr(cls, a, None)) for a in protocol):
+            raise error(f"scorer {name!r} is not a scorer class (it lacks available() and from_potential()): give a "
+                        f"subclass of lammps_al.models.registry.Scorer, or one of {scorer_names() + [NO_SCORER]}")
+        return cls
     raise error(f"unknown scorer {name!r}: choose one of {scorer_names() + [NO_SCORER]} or give "
                 f"'package.module:Class'")
 

@@ -20,6 +20,7 @@ Relative paths are taken relative to the TOML file's folder.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -65,6 +66,11 @@ class LabelConfig:
     inputs: tuple[Path, ...] = ()
     group: str = "labelled"
 
+    def __post_init__(self):
+        if not self.group or "/" in self.group or self.group.startswith("."):
+            raise ConfigError(f"group must be a plain folder name (the store keeps the group's labels in a folder "
+                              f"of that name), got {self.group!r}")
+
 
 @dataclass(frozen=True)
 class GroupWeights:
@@ -75,8 +81,8 @@ class GroupWeights:
 
     def __post_init__(self):
         for k in ("energy_weight", "force_weight", "stress_weight"):
-            if not getattr(self, k) >= 0:
-                raise ConfigError(f"{k} must be >= 0, got {getattr(self, k)}")
+            if not 0 <= getattr(self, k) < math.inf:
+                raise ConfigError(f"{k} must be >= 0 and finite, got {getattr(self, k)}")
         if self.test_fraction is not None and not 0.0 <= self.test_fraction < 1.0:
             raise ConfigError(f"test_fraction must be in [0, 1), got {self.test_fraction}")
 
@@ -111,9 +117,13 @@ class FitConfig:
         if self.workers < 1:
             raise ConfigError(f"workers must be >= 1, got {self.workers}")
         if not self.ridge_alpha >= 0 or not self.rcond > 0:
-            raise ConfigError("ridge_alpha must be >= 0 and rcond > 0")
+            raise ConfigError(f"ridge_alpha must be >= 0 and rcond > 0, got {self.ridge_alpha} and {self.rcond}")
         if not self.name or "/" in self.name:
             raise ConfigError(f"name must be a file stem without '/', got {self.name!r}")
+        if self.seed < 0:
+            raise ConfigError(f"seed must be >= 0 (it seeds numpy's random generator), got {self.seed}")
+        if not (self.energy or self.force or self.stress):
+            raise ConfigError("energy, force and stress are all false: nothing to fit; set at least one to true")
 
 
 @dataclass(frozen=True)
@@ -176,6 +186,9 @@ def config_from_dict(raw: dict, path: Path, extra_sections=()) -> Config:
     if executor.parsl.config_file is not None:
         executor = dataclasses.replace(executor, parsl=dataclasses.replace(
             executor.parsl, config_file=resolve(executor.parsl.config_file, base)))
+        if not executor.parsl.config_file.is_file():
+            raise ConfigError(f"{src}: [executor.parsl] config_file {executor.parsl.config_file} does not exist; "
+                              f"give a Python file defining make_config(run_dir) (relative to {base})")
 
     label = section(LabelConfig, raw.get("label", {}), "label", src)
     label = dataclasses.replace(label, inputs=tuple(resolve(p, base) for p in label.inputs))
@@ -191,8 +204,10 @@ def config_from_dict(raw: dict, path: Path, extra_sections=()) -> Config:
     if not isinstance(ref, dict) or set(ref) - {"pair_style", "pair_coeff"}:
         raise ConfigError(f"{src}: [reference] takes pair_style (a string) and pair_coeff (a list of strings), "
                           f"got {ref!r:.80}")
-    if not isinstance(ref.get("pair_style", ""), str) or not isinstance(ref.get("pair_coeff", []), list):
-        raise ConfigError(f"{src}: [reference] pair_style must be a string and pair_coeff a list of strings")
+    if not isinstance(ref.get("pair_style", ""), str) or not isinstance(ref.get("pair_coeff", []), list) or \
+            not all(isinstance(c, str) for c in ref.get("pair_coeff", [])):
+        raise ConfigError(f"{src}: [reference] pair_style must be a string and pair_coeff a list of strings, got "
+                          f"pair_style = {ref.get('pair_style', '')!r}, pair_coeff = {ref.get('pair_coeff', [])!r}")
     reference = ReferencePotential(ref.get("pair_style", ""), tuple(str(c) for c in ref.get("pair_coeff", ())))
 
     fit_raw = raw.get("fit", {}) or {}

@@ -88,6 +88,8 @@ def read_fitsnap_json(path: Path, group: str | None = None) -> Atoms:
         text = path.read_text()
     except OSError as exc:
         raise DatasetError(f"cannot read {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError:
+        raise DatasetError(f"{path} is not a FitSNAP JSON file: it is not text") from None
     if text.startswith("#"):
         text = text.split("\n", 1)[1] if "\n" in text else ""
     try:
@@ -95,8 +97,10 @@ def read_fitsnap_json(path: Path, group: str | None = None) -> Atoms:
     except (ValueError, KeyError, TypeError) as exc:
         raise DatasetError(f"{path} is not a FitSNAP JSON file: expected a '#' comment line, then "
                            f'{{"Dataset": {{"Data": [{{...}}]}}}} ({exc})') from exc
-    if len(data) != 1:
-        raise DatasetError(f"{path}: expected exactly one configuration in Dataset.Data, found {len(data)}")
+    if not isinstance(data, list) or len(data) != 1 or not isinstance(data[0], dict):
+        found = f"{len(data)} entries" if isinstance(data, list) else repr(data)[:60]
+        raise DatasetError(f"{path}: expected exactly one configuration (a table) in the list Dataset.Data, found "
+                           f"{found}")
     d = data[0]
     missing = [k for k in ("Positions", "Lattice", "AtomTypes", "Energy") if k not in d]
     if missing:
@@ -105,9 +109,15 @@ def read_fitsnap_json(path: Path, group: str | None = None) -> Atoms:
         atoms = Atoms(symbols=d["AtomTypes"], positions=d["Positions"], cell=d["Lattice"], pbc=True)
     except (KeyError, ValueError) as exc:
         raise DatasetError(f"{path}: bad AtomTypes/Positions/Lattice: {exc}") from exc
-    atoms.info["REF_energy"] = float(d["Energy"])
+    energy = d["Energy"]
+    if isinstance(energy, bool) or not isinstance(energy, (int, float)):
+        raise DatasetError(f"{path}: Energy must be a number (eV), got {energy!r}")
+    atoms.info["REF_energy"] = float(energy)
     if "Forces" in d:
-        forces = np.asarray(d["Forces"], dtype=float)
+        try:
+            forces = np.asarray(d["Forces"], dtype=float)
+        except (ValueError, TypeError) as exc:
+            raise DatasetError(f"{path}: Forces must be {len(atoms)} x 3 numbers (eV/A): {exc}") from None
         if forces.shape != (len(atoms), 3):
             raise DatasetError(f"{path}: Forces has shape {forces.shape}, expected ({len(atoms)}, 3)")
         atoms.arrays["REF_forces"] = forces
@@ -144,12 +154,18 @@ def read_extxyz(path: Path, group: str | None = None, energy_key: str = "REF_ene
         raise DatasetError(f"extxyz file {path} does not exist.") from exc
     except Exception as exc:  # ase raises many kinds on a malformed file
         raise DatasetError(f"{path} is not a readable extxyz file: {exc}") from exc
+    if not frames:
+        raise DatasetError(f"{path} holds no configurations: expected extxyz frames (atom count, header line, one "
+                           f"line per atom)")
     out = []
     for i, atoms in enumerate(frames):
         where = f"{path} frame {i}"
         info, arrays = atoms.info, atoms.arrays
         if energy_key in info:
-            info["REF_energy"] = float(info.pop(energy_key))
+            energy = info.pop(energy_key)
+            if isinstance(energy, (bool, str)) or not isinstance(energy, (int, float, np.number)):
+                raise DatasetError(f"{where}: {energy_key} must be a number (eV), got {energy!r}")
+            info["REF_energy"] = float(energy)
         if forces_key in arrays:
             arrays["REF_forces"] = np.asarray(arrays.pop(forces_key), dtype=float)
         if stress_key in info:

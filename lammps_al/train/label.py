@@ -41,6 +41,9 @@ def read_inputs(paths: Sequence[Path]) -> list[Atoms]:
         path = Path(path)
         if path.is_dir():
             files = sorted(p for p in path.rglob("*") if p.suffix in INPUT_SUFFIXES and not p.name.startswith("."))
+            if not files:
+                raise DatasetError(f"label input {path} is a folder without structure files (looked for "
+                                   f"{', '.join('*' + s for s in INPUT_SUFFIXES)} in it and its subfolders)")
         elif path.is_file():
             files = [path]
         else:

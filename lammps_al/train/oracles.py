@@ -109,11 +109,18 @@ def _make_gpaw(settings: dict, serial: bool = False):
                 txt=settings.get("txt", None))
 
 
+EAM_STYLES = ("eam", "eam/alloy", "eam/fs")
+
+
 def _check_eam(settings: dict) -> None:
     _eam_file(settings)
     elements = settings.get("elements", ["Al"])
     if not isinstance(elements, list) or not elements or not all(isinstance(e, str) for e in elements):
         raise OracleError(f"eam oracle: setting elements must be a list of chemical symbols, got {elements!r}")
+    style = settings.get("pair_style", "")
+    if style and style not in EAM_STYLES:
+        raise OracleError(f"eam oracle: setting pair_style must be one of {list(EAM_STYLES)} (or left out: chosen by "
+                          f"the file's ending), got {style!r}")
 
 
 def _check_gpaw(settings: dict) -> None:
@@ -123,6 +130,13 @@ def _check_gpaw(settings: dict) -> None:
         if key in settings and (isinstance(settings[key], bool) or not isinstance(settings[key], (int, float))
                                 or not settings[key] > 0):
             raise OracleError(f"gpaw oracle: setting {key} must be a positive number, got {settings[key]!r}")
+    maxiter = settings.get("maxiter", 100)
+    if isinstance(maxiter, bool) or not isinstance(maxiter, int) or maxiter < 1:
+        raise OracleError(f"gpaw oracle: setting maxiter must be a positive integer (SCF iterations), got {maxiter!r}")
+    for key, kind, what in (("xc", str, "a functional's name, e.g. 'PBE'"), ("txt", str, "a file name for GPAW's log"),
+                            ("spinpol", bool, "true or false")):
+        if key in settings and not isinstance(settings[key], kind):
+            raise OracleError(f"gpaw oracle: setting {key} must be {what}, got {settings[key]!r}")
     if importlib.util.find_spec("gpaw") is None:
         raise OracleError("gpaw oracle: GPAW is not installed. Install it with Debian's libxc-dev libopenblas-dev "
                           "libfftw3-dev present: make gpaw (or CC=g++ pip install '.[gpaw]'); see README")

@@ -60,6 +60,9 @@ class LabelledStore:
                 latest[(r.hash, r.oracle_hash)] = r
         out = []
         for r in latest.values():
+            if not r.file:
+                raise StoreError(f"{self.manifest}: the label of {r.hash} (status ok) names no file; remove its line "
+                                 f"from the manifest to label it again")
             path = self.dir / r.file
             try:
                 atoms = read(path, format="extxyz")
