@@ -13,7 +13,8 @@ import dataclasses
 import json
 from pathlib import Path
 
-from lammps_al.core.errors import ConfigError
+from lammps_al.core.errors import ConfigError, LammpsAlError
+from lammps_al.loop.driver import CONFIG_COPY
 from lammps_al.core.records import History, read_marker
 from lammps_al.validate import Coexistence, report_lines, validate, write_report
 
@@ -45,6 +46,8 @@ def loop_reference(held_out_cache: Path):
         return None, None
     try:
         plan = json.loads(plan_file.read_text())
+        if plan.get("kind") == "oracle-md":          # an oracle LAMMPS cannot run: its config says which
+            return None, None
         name = Path(str(plan["pair"][-1]).split()[3]).name if len(str(plan["pair"][-1]).split()) > 3 else "oracle"
         return PairSetup(f"reference ({name})", list(plan["pair"]), str(plan["element"])), float(plan["tm"])
     except (ValueError, KeyError, IndexError, TypeError) as exc:
@@ -56,21 +59,31 @@ def config_oracle(path: Path):
     """The [oracle] of a fit or loop config, as an OracleSpec (checked: name, settings, files)."""
     from lammps_al.core.config import read_toml
     from lammps_al.core.resources import find_file
-    from lammps_al.train.oracles import OracleSpec
+    from lammps_al.train.oracles import OracleSpec, check_spec
 
     path = find_file(path, "in_files", Path.cwd(), what="config")
-    if "loop" in read_toml(path):
-        from lammps_al.loop.config import load_loop_config
+    raw = read_toml(path)
+    if "loop" in raw:         # only its [oracle]: a copy in a workdir has its explore inputs elsewhere
+        oracle = raw.get("oracle")
+        if not isinstance(oracle, dict) or not isinstance(oracle.get("name", "eam"), str):
+            raise ConfigError(f"{path}: no [oracle] section with a name: --config needs the config whose oracle is "
+                              f"the reference")
+        settings = oracle.get("settings", {}) or {}
+        if not isinstance(settings, dict):
+            raise ConfigError(f"{path}: [oracle.settings] must be a table, got {settings!r}")
+        spec = OracleSpec(str(oracle.get("name", "eam")), dict(settings))
+        try:
+            check_spec(spec)
+        except LammpsAlError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        return spec
+    from lammps_al.train.config import load_config
 
-        oracle = load_loop_config(path).fit.oracle
-    else:
-        from lammps_al.train.config import load_config
-
-        config = load_config(path)
-        if not config.oracle_named:
-            raise ConfigError(f"{path} has no [oracle] section: --config needs the config whose oracle is the "
-                              f"reference")
-        oracle = config.oracle
+    config = load_config(path)
+    if not config.oracle_named:
+        raise ConfigError(f"{path} has no [oracle] section: --config needs the config whose oracle is the "
+                          f"reference")
+    oracle = config.oracle
     return OracleSpec(oracle.name, dict(oracle.settings))
 
 
@@ -88,6 +101,13 @@ def run(args) -> int:
         cache = cache or potential / "held_out.extxyz"
         output = output or potential / "validation.json"
         reference, t_guess = loop_reference(cache)
+        copy = potential / CONFIG_COPY
+        if args.config is not None and copy.is_file() and config_oracle(args.config) != config_oracle(copy):
+            # another oracle than the loop's: the loop's held-out set and melting point are not its own
+            reference, t_guess, output = None, None, args.output
+            cache = args.held_out_cache
+        elif reference is None and args.config is None and copy.is_file():
+            args.config = copy                       # the loop's own [oracle]
         if melting is not None and t_guess:
             melting = dataclasses.replace(melting, t_guess=t_guess, retry_shift=0.15 * t_guess)
         potential = Path(history.final_potential)

@@ -22,6 +22,7 @@ import logging
 from typing import Callable
 
 from lammps_al.core.errors import LoopError
+from lammps_al.core.io import atomic_write_text
 from lammps_al.core.records import (CalibrationRecord, ExploreRecord, FitRecord, HeldOutRecord, HeldOutSummary, History,
                                     IterationSummary, LabelStageRecord, LearningPoint, MaterialRecord, SelectRecord,
                                     StartRecord, write_marker)
@@ -31,6 +32,7 @@ from lammps_al.loop.report import summary_lines, write_plots
 from lammps_al.loop.stages import run_stage, workdir_lock
 
 log = logging.getLogger(__name__)
+CONFIG_COPY = "loop.toml"
 
 
 def converged(history: list[IterationSummary], settings: LoopSettings) -> bool:
@@ -85,6 +87,10 @@ def run_loop(cfg: LoopConfig, resume: bool = False, show_progress: bool = True, 
     except OSError as exc:
         raise LoopError(f"cannot create the loop's workdir {s.workdir}: {exc.strerror}") from None
     with workdir_lock(s.workdir):
+        try:        # the config this loop last ran with, beside its state (validate reads its [oracle])
+            atomic_write_text(s.workdir / CONFIG_COPY, cfg.source.read_text())
+        except OSError:
+            pass    # a config given as a path that has gone: nothing to copy
         return _run(cfg, show_progress, report, stop)
 
 

@@ -4,12 +4,15 @@ reference set are the learning curve."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 
 from lammps_al.core.records import FitRecord, HeldOutRecord
 from lammps_al.loop.config import LoopConfig, iter_dir, potential_path
 from lammps_al.train.held_out import held_out_errors, labelled_held_out_set
 from lammps_al.train.refit import fit_potential
+
+log = logging.getLogger(__name__)
 
 
 def config_count(metrics: dict) -> int:
@@ -42,17 +45,26 @@ def store_cost(cfg: LoopConfig) -> float:
 
 
 def held_out(cfg: LoopConfig, k: int) -> HeldOutRecord:
-    """Errors of iteration k's potential on the held-out MD set of the oracle (made once per workdir, from MD
-    with the oracle itself at temperatures relative to its melting point, labelled by it)."""
-    from lammps_al.train.held_out import reference_plan
-    from lammps_al.train.oracles import OracleSpec
+    """Errors of iteration k's potential on the oracle's held-out MD set, made once per workdir from MD the loop
+    never uses (its own seed): for an oracle LAMMPS can run, MD with the oracle in LAMMPS at temperatures
+    relative to its melting point; for any other (DFT), the oracle's own MD in 8-atom cells, ``[loop]
+    held_out_snapshots`` per system (0: none), its cost estimated first against ``[loop] held_out_budget``."""
+    from lammps_al.train.held_out import oracle_held_out_set, oracle_md_plan, reference_plan
+    from lammps_al.train.lammps_calc import oracle_pair
+    from lammps_al.train.oracles import OracleSpec, make_calculator
 
     oracle = cfg.fit.oracle
-    if oracle.name != "eam":
-        return HeldOutRecord(skipped=f"the held-out MD set needs an oracle LAMMPS can run for its MD (eam), not "
-                                     f"{oracle.name!r}")
     spec = OracleSpec(oracle.name, dict(oracle.settings))
     cache = cfg.loop.workdir / "held_out.extxyz"
-    plan = None if cache.is_file() else reference_plan(spec, cfg.fit.descriptor.elements[0], cfg.loop.workdir)
-    snapshots = labelled_held_out_set(cache, plan, spec)
+    element = cfg.fit.descriptor.elements[0]
+    if oracle_pair(spec) is not None:
+        plan = None if cache.is_file() else reference_plan(spec, element, cfg.loop.workdir)
+        snapshots = labelled_held_out_set(cache, plan, spec)
+    else:
+        if cfg.loop.held_out_snapshots == 0:
+            return HeldOutRecord(skipped="no held-out set ([loop] held_out_snapshots = 0)")
+        make = lambda: make_calculator(spec)  # noqa: E731
+        plan = None if cache.is_file() else oracle_md_plan(make, element, cfg.loop.held_out_snapshots,
+                                                           cfg.loop.held_out_budget, report=log.info)
+        snapshots = oracle_held_out_set(cache, plan, make)
     return held_out_errors(potential_path(cfg.loop, k), snapshots)

@@ -89,7 +89,7 @@ def summary_lines(e: IterationSummary, sigma_target: float) -> list[str]:
     time per stage."""
     held = e.held_out
     if held.force_rmse_eV_A is None:
-        refit = "held-out MD set skipped (it is labelled by the EAM reference, not by this oracle)"
+        refit = "no held-out MD set ([loop] held_out_snapshots = 0)"
     else:
         rho = held.spearman_sigma_vs_force_error
         refit = (f"energy RMSE {held.energy_rmse_eV_atom * 1e3:.2f} meV/atom, force RMSE "

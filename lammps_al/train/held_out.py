@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -151,7 +152,7 @@ def held_out_set(plan: HeldOutPlan) -> list[Atoms]:
 def labelled_held_out_set(cache: Path | None = None, plan: HeldOutPlan | None = None, oracle=None) -> list[Atoms]:
     """The held-out snapshots with the reference's labels (REF_energy, REF_forces), cached in ``cache``; made
     from ``plan`` (default: Mendelev's aluminium) and labelled by ``oracle`` (an OracleSpec; default eam)."""
-    from ase.io import read, write
+    from ase.io import read
 
     from lammps_al.train.label import compute_labels
     from lammps_al.train.oracles import OracleSpec, make_calculator
@@ -166,10 +167,22 @@ def labelled_held_out_set(cache: Path | None = None, plan: HeldOutPlan | None = 
         atoms.info["REF_energy"] = labels["energy"]
         atoms.arrays["REF_forces"] = labels["forces"]
     if cache is not None:
-        Path(cache).parent.mkdir(parents=True, exist_ok=True)
-        write(cache, snapshots, format="extxyz")
-        Path(cache).with_suffix(".plan.json").write_text(json.dumps(asdict(plan), indent=2))
+        _write_set(cache, snapshots, plan)
     return snapshots
+
+
+def _write_set(cache: Path, snapshots: list[Atoms], plan) -> None:
+    """The set and its plan, each written atomically (the plan first: a set without its plan is never read)."""
+    import io
+
+    from ase.io import write
+
+    from lammps_al.core.io import atomic_write_text
+
+    buf = io.StringIO()
+    write(buf, snapshots, format="extxyz")
+    atomic_write_text(Path(cache).with_suffix(".plan.json"), json.dumps(asdict(plan), indent=2))
+    atomic_write_text(Path(cache), buf.getvalue())
 
 
 def held_out_errors(potential_path: Path, snapshots: list[Atoms], scorer: str | None = None) -> HeldOutRecord:
@@ -225,3 +238,135 @@ def held_out_errors(potential_path: Path, snapshots: list[Atoms], scorer: str | 
     return HeldOutRecord(snapshots=len(snapshots), energy_rmse_eV_atom=float(np.sqrt(np.mean(np.square(e_err)))),
                          force_rmse_eV_A=float(np.sqrt(f_sq / n_f)), spearman_sigma_vs_force_error=rho,
                          sigma=sig, force_rmse_per_snapshot=cfg_err, calibration=calibration)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# An oracle LAMMPS cannot run (DFT): its own MD in small cells, sized by the user, its cost estimated first.
+
+ORACLE_MD_SYSTEMS = (("bulk", 0.33), ("bulk", 0.65), ("bulk", 0.95), ("vacancy", 0.65), ("liquid", 1.5),
+                     ("slab", 0.5))
+ORACLE_MD_EQUILIBRATE = 20      # steps before the first snapshot
+ORACLE_MD_INTERVAL = 10         # steps between snapshots
+ORACLE_MD_MELT = 30             # steps at 3 Tm that melt the liquid's cell first
+
+
+@dataclass(frozen=True)
+class OracleMDPlan:
+    """Held-out MD with the oracle itself (ASE Langevin dynamics) in 8-atom cells: the crystal at 0.33, 0.65 and
+    0.95 Tm, a vacancy at 0.65 Tm, the liquid at 1.5 Tm, a (111) slab at 0.5 Tm; ``snapshots`` per system.
+    ``a0`` and ``tm`` are the oracle's own (its E(V) and the melting rule from its bulk modulus)."""
+
+    element: str
+    structure: str
+    a0: float
+    tm: float
+    mass: float
+    snapshots: int = 2
+    timestep_fs: float = 3.0
+    seed: int = HELD_OUT_SEED
+    kind: str = "oracle-md"
+
+    @property
+    def calls(self) -> int:
+        per_system = ORACLE_MD_EQUILIBRATE + ORACLE_MD_INTERVAL * self.snapshots
+        return len(ORACLE_MD_SYSTEMS) * per_system + ORACLE_MD_MELT
+
+
+def _small_cell(kind: str, element: str, a0: float) -> Atoms:
+    from ase.build import bulk, fcc111
+
+    if kind == "slab":
+        slab = fcc111(element, size=(2, 2, 2), a=a0, vacuum=6.0, periodic=True)
+        slab.info.pop("adsorbate_info", None)
+        return slab
+    atoms = bulk(element, "fcc", a=a0, cubic=True).repeat((1, 1, 2))        # 8 atoms
+    if kind == "vacancy":
+        del atoms[0]
+    return atoms
+
+
+def oracle_md_plan(make_calc, element: str, snapshots: int, budget_s: float, seed: int = HELD_OUT_SEED,
+                   report=None) -> OracleMDPlan:
+    """The oracle's lattice constant and melting-rule Tm from its E(V) (7-21 calls of a 1-atom cell), then the
+    cost of the MD estimated from one call on an 8-atom cell: above ``budget_s`` seconds the set is refused with
+    the size that would fit."""
+    import time
+
+    from ase.build import bulk
+
+    from lammps_al.core.elements import element_data
+    from lammps_al.train.crystal import fcc_equation_of_state
+    from lammps_al.train.lammps_calc import melting_rule
+
+    data = element_data(element)
+    eos = fcc_equation_of_state(make_calc, element, data.fcc_a)
+    plan = OracleMDPlan(element, "fcc", eos["a0"], float(melting_rule(eos["bulk_modulus_GPa"], eos["volume"])),
+                        data.mass, snapshots, seed=seed)
+    probe = bulk(element, "fcc", a=plan.a0, cubic=True).repeat((1, 1, 2))
+    probe.rattle(0.05, seed=seed)
+    probe.calc = make_calc()
+    start = time.perf_counter()
+    probe.get_forces()
+    per_call = time.perf_counter() - start
+    estimate = per_call * plan.calls
+    if report is not None:
+        report(f"held-out MD with the oracle: {plan.calls} calls of 8-atom cells, about {estimate:.0f} s "
+               f"({per_call:.2f} s per call); a0 {plan.a0:.4f} A, Tm by the melting rule {plan.tm:.0f} K")
+    if estimate > budget_s:
+        fits = max(0, int((budget_s / per_call - ORACLE_MD_MELT) / len(ORACLE_MD_SYSTEMS) - ORACLE_MD_EQUILIBRATE)
+                   // ORACLE_MD_INTERVAL)
+        hint = (f"ask for a smaller set: [loop] held_out_snapshots = {fits}" if fits >= 1 else
+                "this oracle cannot afford the held-out MD within that budget: set [loop] held_out_snapshots = 0 "
+                "(no held-out set) or raise the budget")
+        raise ConfigError(f"the held-out MD set would take about {estimate / 60:.1f} min with this oracle "
+                          f"({plan.calls} calls at {per_call:.2f} s each), above [loop] held_out_budget = "
+                          f"{budget_s:.0f} s: {hint}")
+    return plan
+
+
+def oracle_md_set(plan: OracleMDPlan, make_calc) -> list[Atoms]:
+    """The snapshots of :class:`OracleMDPlan`, labelled by the oracle that moved them (REF_energy,
+    REF_forces: the MD step's own energy and forces, no extra call)."""
+    from ase import units
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+
+    rng = np.random.default_rng(plan.seed)
+    snaps = []
+    warnings.filterwarnings("ignore", message="Use thermalize_momenta", category=DeprecationWarning)
+    for kind, fraction in ORACLE_MD_SYSTEMS:
+        atoms = _small_cell(kind, plan.element, plan.a0)
+        atoms.set_masses([plan.mass] * len(atoms))
+        atoms.calc = make_calc()
+        temp = fraction * plan.tm
+        dt = plan.timestep_fs * units.fs
+        if kind == "liquid":
+            MaxwellBoltzmannDistribution(atoms, temperature_K=6 * plan.tm, rng=rng)
+            Langevin(atoms, dt, temperature_K=3 * plan.tm, friction=0.05 / units.fs, rng=rng, fixcm=False).run(ORACLE_MD_MELT)
+        MaxwellBoltzmannDistribution(atoms, temperature_K=2 * temp, rng=rng)
+        Stationary(atoms)
+        dyn = Langevin(atoms, dt, temperature_K=temp, friction=0.02 / units.fs, rng=rng, fixcm=False)
+        dyn.run(ORACLE_MD_EQUILIBRATE)
+        for _ in range(plan.snapshots):
+            dyn.run(ORACLE_MD_INTERVAL)
+            snap = atoms.copy()
+            snap.calc = None
+            snap.info["REF_energy"] = float(atoms.get_potential_energy())
+            snap.arrays["REF_forces"] = np.array(atoms.get_forces())
+            snap.info["kind"] = f"{kind}-{temp:.0f}K"
+            if not np.isfinite(snap.info["REF_energy"]) or not np.all(np.isfinite(snap.arrays["REF_forces"])):
+                raise ConfigError(f"the oracle returned non-finite energy or forces in the held-out MD ({kind} at "
+                                  f"{temp:.0f} K)")
+            snaps.append(snap)
+    return snaps
+
+
+def oracle_held_out_set(cache: Path, plan: OracleMDPlan, make_calc) -> list[Atoms]:
+    """The oracle-MD held-out set, cached in ``cache`` (made once; the plan beside it)."""
+    from ase.io import read
+
+    if Path(cache).is_file():
+        return read(cache, index=":")
+    snaps = oracle_md_set(plan, make_calc)
+    _write_set(cache, snaps, plan)
+    return snaps

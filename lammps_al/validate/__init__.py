@@ -118,7 +118,9 @@ def validate_small_cells(potential_path: Path, oracle, held_out_cache: Path | No
                              "natoms": 4 * melting.nx * melting.nx * melting.nz,
                              "nph_ps": melting.steps_nph * melting.dt, "averaged_ps": melting.steps_avg * melting.dt,
                              "difference_K": None, "difference_error_K": None}
-    if held_out_cache is not None and Path(held_out_cache).is_file():
+    plan = Path(held_out_cache).with_suffix(".plan.json") if held_out_cache is not None else None
+    if plan is not None and plan.is_file() and Path(held_out_cache).is_file() and \
+            json.loads(plan.read_text()).get("kind") == "oracle-md":       # labelled by an oracle's own MD
         report["held_out"] = to_mapping(held_out_errors(potential_path, labelled_held_out_set(held_out_cache)))
     return report
 

@@ -6,8 +6,7 @@ columns differ by the potential alone, and in converged cells by LAMMPS (:mod:`~
 so that the finite-size error shows.
 
 - lattice constant and bulk modulus: a Birch-Murnaghan fit of E(V) of the 1-atom primitive cell at seven
-  lattice constants within +-1 % (volumes within +-3 %: wider ranges bias B by the anharmonicity, by 8 % at
-  +-3 % for Mendelev's Al EAM), centred again on the fitted minimum if it fell outside the inner half;
+  lattice constants within +-1 % (:func:`~lammps_al.train.crystal.fcc_equation_of_state`);
 - C11, C12, C44: central differences of the stress of the 4-atom cubic cell under +-0.5 % strains (skipped,
   with the reason, for a calculator without stress);
 - the vacancy formation energy in the 32-site cubic cell (2x2x2), atoms relaxed at fixed volume;
@@ -17,18 +16,17 @@ so that the finite-size error shows.
 from __future__ import annotations
 
 import logging
-import warnings
 from typing import Callable
 
 import numpy as np
 from ase.build import bulk, fcc111
 
 from lammps_al.core.units import EV_PER_A2_TO_J_PER_M2
+from lammps_al.train.crystal import fcc_equation_of_state
 
 log = logging.getLogger(__name__)
 
 STRAIN = 0.005
-EOS_RANGE = 0.01          # of the lattice constant
 VACANCY_REPS = 2          # 4 * 2^3 = 32 sites
 SLAB_LAYERS = 6
 SLAB_VACUUM = 7.0         # each side
@@ -48,29 +46,14 @@ def _relax(atoms, fmax: float = 0.01, steps: int = 200) -> float:
 def small_cell_properties(make_calc: Callable[[], object], element: str, a_guess: float) -> dict:
     """The properties above with calculators made by ``make_calc`` (one per structure). Returns the values
     and, under ``"skipped"``, the properties left out and why."""
-    from ase.eos import EquationOfState
     from ase.units import GPa
 
     out: dict = {}
     skipped: dict[str, str] = {}
-    calc = make_calc()
-    centre = a_guess
-    for _ in range(3):
-        volumes, energies = [], []
-        for s in np.linspace(-EOS_RANGE, EOS_RANGE, 7):
-            atoms = bulk(element, "fcc", a=centre * (1 + s))
-            atoms.calc = calc
-            volumes.append(atoms.get_volume())
-            energies.append(atoms.get_potential_energy())
-        with warnings.catch_warnings():       # a minimum outside the volumes: the next pass centres on it
-            warnings.simplefilter("ignore", UserWarning)
-            v0, _, b = EquationOfState(volumes, energies, eos="birchmurnaghan").fit()
-        a0 = float((4 * v0) ** (1 / 3))
-        if abs(a0 / centre - 1) <= EOS_RANGE / 2:
-            break
-        centre = a0
+    eos = fcc_equation_of_state(make_calc, element, a_guess)
+    a0 = eos["a0"]
     out["lattice_constant_A"] = a0
-    out["bulk_modulus_GPa"] = float(b / GPa)
+    out["bulk_modulus_GPa"] = eos["bulk_modulus_GPa"]
 
     cubic = bulk(element, "fcc", a=a0, cubic=True)
     calc = make_calc()

@@ -46,6 +46,7 @@ def test_loop_runs_and_resumes_without_duplicating_labels(tmp_path, lammps_insta
     assert state.start.labels_total == first.labels_total - first.labelled   # learning curve's 1st point
     assert state.start.held_out.force_rmse_eV_A > 0 and state.iterations == history
     assert (cfg.loop.workdir / "learning_curve.png").stat().st_size > 1000
+    assert (cfg.loop.workdir / "loop.toml").read_text() == cfg.source.read_text()   # what validate reads
     # a kill after the labels were stored but before the stage markers were written
     for stage in ("label", "calibration", "fit"):
         marker = iter_dir(cfg.loop, 0 if stage != "fit" else 1) / f"{stage}.json"

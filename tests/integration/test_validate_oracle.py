@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from ase.calculators.emt import EMT
 
 from lammps_al.cli import main
 from lammps_al.core.errors import ConfigError
+from lammps_al.train.held_out import oracle_md_plan
 from lammps_al.train.oracles import OracleSpec, make_calculator
 from lammps_al.validate import report_lines, validate
 from lammps_al.validate.experiment import experiment
@@ -107,3 +109,68 @@ def test_every_measured_value_has_a_source():
         assert entry["value"] > 0 and len(entry["source"]) > 10, key
         assert entry["status"] in ("primary", "compiled", "range"), key
     assert experiment("Xx") == {}
+
+
+def test_the_held_out_set_of_an_oracle_lammps_cannot_run_is_its_own_md(tmp_path):
+    """EMT (an ASE calculator) moves and labels its own held-out MD: six systems in 8-atom cells, the labels
+    are EMT's forces on each snapshot, temperatures follow the melting rule from EMT's own bulk modulus, and
+    the same seed gives the same set."""
+    from ase.io import read
+
+    from lammps_al.train.crystal import fcc_equation_of_state
+    from lammps_al.train.held_out import ORACLE_MD_SYSTEMS, oracle_held_out_set, oracle_md_plan
+    from lammps_al.train.lammps_calc import melting_rule
+
+    plan = oracle_md_plan(EMT, "Al", snapshots=2, budget_s=600)
+    eos = fcc_equation_of_state(EMT, "Al", 4.05)
+    assert plan.a0 == pytest.approx(eos["a0"]) and plan.tm == pytest.approx(melting_rule(eos["bulk_modulus_GPa"],
+                                                                                         eos["volume"]))
+    snaps = oracle_held_out_set(tmp_path / "held_out.extxyz", plan, EMT)
+    assert len(snaps) == 2 * len(ORACLE_MD_SYSTEMS) and all(len(a) <= 8 for a in snaps)
+    for atoms in snaps:
+        work = atoms.copy()
+        work.calc = EMT()
+        np.testing.assert_allclose(work.get_forces(), atoms.arrays["REF_forces"], atol=1e-10)
+        assert work.get_potential_energy() == pytest.approx(atoms.info["REF_energy"], abs=1e-10)
+    again = read(tmp_path / "held_out.extxyz", index=":")
+    assert [a.info["kind"] for a in again] == [a.info["kind"] for a in snaps]
+    other = oracle_held_out_set(tmp_path / "again.extxyz", plan, EMT)
+    np.testing.assert_allclose(other[-1].positions, snaps[-1].positions)
+
+
+def test_an_oracle_too_slow_for_the_held_out_size_is_refused_with_the_size_that_fits():
+    import time
+
+    class Slow(EMT):
+        def calculate(self, *args, **kwargs):
+            time.sleep(0.02)
+            super().calculate(*args, **kwargs)
+
+    with pytest.raises(ConfigError, match=r"held-out MD set would take about .* min with this oracle \(\d+ calls at "
+                                          r"0\.0\d s each\), above \[loop\] held_out_budget = 2 s: .*held_out_snapshots"):
+        oracle_md_plan(Slow, "Al", snapshots=3, budget_s=2)
+
+
+def test_the_loop_s_held_out_stage_works_for_an_oracle_lammps_cannot_run(tmp_path, lammps_install):
+    import shutil
+
+    from lammps_al.loop.config import load_loop_config, potential_path
+    from lammps_al.loop.fit import held_out
+
+    config = tmp_path / "emt.toml"
+    text = (ROOT / "in_files" / "al_demo.toml").read_text()
+    config.write_text(text.replace('[oracle]\nname = "eam"', '[oracle]\nname = "emt"').replace(
+        '[oracle.settings]\npotential = "Al_mm.eam.fs"\n', "").replace(
+        "[loop]\n", "[loop]\nheld_out_snapshots = 1\n", 1))
+    cfg = load_loop_config(config, workdir=tmp_path / "state")
+    for k in (0, 1):
+        target = potential_path(cfg.loop, k)
+        target.parent.mkdir(parents=True)
+        for f in ROOT.glob("potentials/Al_linear.*"):
+            shutil.copy(f, target.parent / f.name.replace("Al_linear", target.stem))
+    first = held_out(cfg, 0)
+    assert first.snapshots == 6 and first.force_rmse_eV_A > 0 and not first.skipped
+    made = (tmp_path / "state" / "held_out.extxyz").stat().st_mtime_ns
+    second = held_out(cfg, 1)                 # the same set, made once
+    assert (tmp_path / "state" / "held_out.extxyz").stat().st_mtime_ns == made
+    assert second.force_rmse_eV_A == pytest.approx(first.force_rmse_eV_A)
