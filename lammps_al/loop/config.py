@@ -58,6 +58,39 @@ def check_variables(variables: dict, where: str) -> None:
                               f"{SET_BY_THE_LOOP[name]}); remove it")
 
 
+EXPRESSION_NAMES = ("tm", "tm_guess", "a0", "mass", "bulk")   # what a run's variables may be expressions in
+
+
+def evaluate(value, names: dict[str, float], where: str):
+    """A number as given, or an arithmetic expression in ``names`` (``"1.2*tm"``, ``"tm + 100"``)."""
+    import ast
+    import operator
+
+    if not isinstance(value, str) or not any(name in value for name in names):
+        return value
+    ops = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+           ast.Pow: operator.pow, ast.USub: operator.neg, ast.UAdd: operator.pos}
+
+    def walk(node):
+        if isinstance(node, ast.Expression):
+            return walk(node.body)
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+            return node.value
+        if isinstance(node, ast.Name) and node.id in names:
+            return names[node.id]
+        if isinstance(node, ast.BinOp) and type(node.op) in ops:
+            return ops[type(node.op)](walk(node.left), walk(node.right))
+        if isinstance(node, ast.UnaryOp) and type(node.op) in ops:
+            return ops[type(node.op)](walk(node.operand))
+        raise ValueError(ast.dump(node))
+
+    try:
+        return float(walk(ast.parse(value, mode="eval")))
+    except (SyntaxError, ValueError, ZeroDivisionError):
+        raise ConfigError(f"{where} = {value!r} is not an arithmetic expression in {sorted(names)} and numbers") from None
+
+
+
 @dataclass(frozen=True)
 class ExploreRun:
     """One exploration input: a LAMMPS script with the potential and the fix, its ``-var`` values."""
@@ -71,6 +104,9 @@ class ExploreRun:
         if not self.name or "/" in self.name or self.name.startswith("."):
             raise ConfigError(f"name must be a plain file name, got {self.name!r}")
         check_variables(self.variables, "variables")
+        probe = dict.fromkeys(EXPRESSION_NAMES, 1.2345)      # the expressions parse (values come per iteration)
+        for key, value in self.variables.items():
+            evaluate(value, probe, f"[[explore]] {self.name}: {key}")
 
 
 @dataclass(frozen=True)
@@ -121,6 +157,9 @@ class LoopSettings:
         if not 0 <= self.force_target < math.inf:
             raise ConfigError(f"force_target must be > 0 eV/A (or 0: not used), got {self.force_target}")
         check_variables(self.lammps_variables, "lammps_variables")
+        probe = dict.fromkeys(EXPRESSION_NAMES, 1.2345)
+        for key, value in self.lammps_variables.items():
+            evaluate(value, probe, f"lammps_variables: {key}")
 
     def exploration_variables(self) -> dict:
         """The fix's settings every exploration run gets. With ``force_target`` (eV/A, a force RMSE), the rule:

@@ -43,7 +43,7 @@ from lammps_al.core.records import (ExploreRecord, ExploreRunResult, MaterialRec
                                     read_run_log, read_run_status, run_log_path, run_status_path)
 from lammps_al.core.resources import find_file
 from lammps_al.executors import make_executor
-from lammps_al.loop.config import LoopConfig, iter_dir
+from lammps_al.loop.config import LoopConfig, evaluate, iter_dir
 
 log = logging.getLogger(__name__)
 
@@ -253,35 +253,6 @@ def _read(path: Path) -> str:
         return path.read_text(errors="replace")
     except OSError:
         return ""
-
-
-def evaluate(value, names: dict[str, float], where: str):
-    """A number as given, or an arithmetic expression in ``names`` (``"1.2*tm"``, ``"tm + 100"``)."""
-    import ast
-    import operator
-
-    if not isinstance(value, str) or not any(name in value for name in names):
-        return value
-    ops = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-           ast.Pow: operator.pow, ast.USub: operator.neg, ast.UAdd: operator.pos}
-
-    def walk(node):
-        if isinstance(node, ast.Expression):
-            return walk(node.body)
-        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
-            return node.value
-        if isinstance(node, ast.Name) and node.id in names:
-            return names[node.id]
-        if isinstance(node, ast.BinOp) and type(node.op) in ops:
-            return ops[type(node.op)](walk(node.left), walk(node.right))
-        if isinstance(node, ast.UnaryOp) and type(node.op) in ops:
-            return ops[type(node.op)](walk(node.operand))
-        raise ValueError(ast.dump(node))
-
-    try:
-        return float(walk(ast.parse(value, mode="eval")))
-    except (SyntaxError, ValueError, ZeroDivisionError):
-        raise ConfigError(f"{where} = {value!r} is not an arithmetic expression in {sorted(names)} and numbers") from None
 
 
 def material_variables(m: MaterialRecord | None) -> dict:
