@@ -205,6 +205,47 @@ def _bayes(s, vt, ub, resid_outside, n, p, scale, b_variance, alpha, beta, max_i
                            "beta_fixed": beta is not None, "rows": int(n)})
 
 
+class BayesianUpdate:
+    """The Bayesian posterior updated in place as rows arrive (on-the-fly learning): new rows add a rank-k term
+    to the sufficient statistics of the weighted system (A^T A, A^T b, b^T b, rows), so the precision
+    alpha I + beta A^T A and the mean follow without the old rows; the prior and noise precisions stay as
+    they are until :meth:`posterior` is asked to maximise the evidence again (every K labels, say). With the
+    evidence maximised, the posterior is :func:`solve_bayes`'s on all rows at once, to rounding.
+    """
+
+    def __init__(self, n_columns: int, alpha: float | None = None, beta: float | None = None):
+        self.G = np.zeros((n_columns, n_columns))
+        self.Atb = np.zeros(n_columns)
+        self.btb = 0.0
+        self.b_sum = 0.0
+        self.rows = 0
+        self.alpha, self.beta = alpha, beta
+
+    def add(self, A, b, weights) -> None:
+        """Add rows (``A`` k x p, truths ``b``, row weights)."""
+        Aw, bw = _weighted(A, b, weights)
+        if Aw.shape[1] != self.G.shape[0]:
+            raise FitError(f"rows of {Aw.shape[1]} columns added to a posterior of {self.G.shape[0]}")
+        self.G += Aw.T @ Aw
+        self.Atb += Aw.T @ bw
+        self.btb += float(bw @ bw)
+        self.b_sum += float(bw.sum())
+        self.rows += Aw.shape[0]
+
+    def posterior(self, maximise_evidence: bool = False, max_iter: int = 500, tol: float = 1e-10) -> FitResult:
+        """The posterior of every row added so far; ``maximise_evidence`` (or no precisions yet) re-optimises
+        alpha and beta and keeps them for the updates that follow."""
+        if self.rows == 0:
+            raise FitError("no rows to fit")
+        free = maximise_evidence or self.alpha is None or self.beta is None
+        mean = self.b_sum / self.rows
+        result = solve_bayes_gram(self.G, self.Atb, self.btb, self.rows,
+                                  alpha=None if free else self.alpha, beta=None if free else self.beta,
+                                  max_iter=max_iter, tol=tol, b_variance=max(self.btb / self.rows - mean**2, 0.0))
+        self.alpha, self.beta = result.prior_precision, result.noise_precision
+        return result
+
+
 SOLVERS = {"svd": solve_svd, "ridge": solve_ridge, "bayes": solve_bayes}
 
 

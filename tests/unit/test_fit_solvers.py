@@ -174,3 +174,37 @@ def test_the_gram_route_gives_the_svd_route_s_posterior_and_evidence():
         assert via_gram.info["log_evidence"] == pytest.approx(svd.info["log_evidence"], rel=1e-8, abs=1e-6)
         np.testing.assert_allclose(via_gram.coefficients, svd.coefficients, rtol=1e-6, atol=1e-9)
         np.testing.assert_allclose(via_gram.covariance, svd.covariance, rtol=1e-5, atol=1e-10)
+
+
+def test_the_posterior_updated_row_by_row_is_the_batch_posterior():
+    """Rows arriving in four blocks: with the precisions fixed, each update is the batch posterior of the rows
+    so far at those precisions; with the evidence maximised again, the batch fit of all rows (its own
+    precisions), to rounding."""
+    from lammps_al.train.solvers import BayesianUpdate, solve_bayes
+
+    rng = np.random.default_rng(3)
+    n, p = 240, 12
+    X = rng.normal(size=(n, p)) * rng.uniform(0.1, 10, size=p)
+    y = X @ rng.normal(size=p) + rng.normal(scale=0.3, size=n)
+    w = rng.uniform(0.5, 2.0, size=n)
+    first = solve_bayes(X[:60], y[:60], w[:60])
+    update = BayesianUpdate(p)
+    update.add(X[:60], y[:60], w[:60])
+    r = update.posterior()
+    np.testing.assert_allclose(r.coefficients, first.coefficients, rtol=1e-6, atol=1e-9)
+    alpha, beta = r.prior_precision, r.noise_precision
+    for end in (120, 180, 240):
+        update.add(X[end - 60:end], y[end - 60:end], w[end - 60:end])
+        fixed = update.posterior()
+        assert (fixed.prior_precision, fixed.noise_precision) == (alpha, beta)
+        batch = solve_bayes(X[:end], y[:end], w[:end], alpha=alpha, beta=beta)
+        np.testing.assert_allclose(fixed.coefficients, batch.coefficients, rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(fixed.covariance, batch.covariance, rtol=1e-5, atol=1e-12)
+    again = update.posterior(maximise_evidence=True)
+    batch = solve_bayes(X, y, w)
+    assert again.prior_precision == pytest.approx(batch.prior_precision, rel=1e-6)
+    assert again.noise_precision == pytest.approx(batch.noise_precision, rel=1e-6)
+    np.testing.assert_allclose(again.coefficients, batch.coefficients, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(again.covariance, batch.covariance, rtol=1e-5, atol=1e-12)
+    with pytest.raises(FitError, match="rows of 3 columns added to a posterior of 12"):
+        update.add(X[:2, :3], y[:2], w[:2])
