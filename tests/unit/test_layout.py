@@ -19,9 +19,10 @@ ALLOWED = {
     "train": {"core", "models", "executors"},
     "loop": {"core", "models", "executors", "train"},
     "validate": {"core", "models", "executors", "train"},
+    "otf": {"core", "models", "executors", "train", "inrun"},
     "bench": {"core", "models", "executors", "train", "loop", "validate", "inrun"},
     "build": {"core"},
-    "cli": {"core", "models", "executors", "train", "loop", "validate", "bench", "build", "inrun"},
+    "cli": {"core", "models", "executors", "train", "loop", "validate", "bench", "build", "inrun", "otf"},
 }
 
 

@@ -1,0 +1,229 @@
+"""Rank 0's side of on-the-fly learning: the labelled store, the oracle, the posterior, the files.
+
+Everything here runs on one rank, inside the running LAMMPS job: the oracle and the descriptor calculations
+are confined to ``MPI.COMM_SELF`` so that the other ranks, waiting in a broadcast, take no part.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+
+from lammps_al.core.errors import FitError, LammpsAlError
+from lammps_al.core.potential import COEFFICIENTS, COVARIANCE, Potential, save
+from lammps_al.core.records import LabelRecord, read_flagged
+from lammps_al.models.registry import model_class
+from lammps_al.otf.config import OTFSettings
+from lammps_al.train.config import Config
+from lammps_al.train.dataset import config_hash
+from lammps_al.train.descriptors import SnapWorker, design_matrix
+from lammps_al.train.fitters import candidates_of, column_index, default_candidates, row_weights
+from lammps_al.train.label import compute_labels, labelled_copy
+from lammps_al.train.oracles import OracleSpec, make_calculator
+from lammps_al.train.solvers import BayesianUpdate, solve_bayes_gram
+from lammps_al.train.store import LabelledStore
+
+log = logging.getLogger(__name__)
+
+CSV_COLUMNS = ("step", "time_ps", "temp_K", "max_sigma", "rms_sigma", "flag", "action", "labels", "model",
+               "oracle_s", "update_s", "log_evidence")
+
+
+class Learner:
+    """The posterior of every label in ``OUTDIR/training`` for the running potential's model form."""
+
+    def __init__(self, config: Config, otf: OTFSettings, outdir: Path, potential: Potential, comm_self=None):
+        self.config, self.otf, self.outdir = config, otf, Path(outdir)
+        self.store = LabelledStore(self.outdir / "training")
+        self.flagged = self.outdir / "flagged"
+        self.spec = OracleSpec(config.oracle.name, dict(config.oracle.settings))
+        self.oracle_hash = self.spec.settings_hash()
+        self.template = potential
+        self.settings = model_class(potential.model).descriptor_settings(potential.descriptor)
+        self.worker = SnapWorker(self.settings, potential.reference, comm=comm_self)
+        self.calc = make_calculator(self.spec, serial=comm_self is not None)
+        n_columns = int(np.asarray(potential.arrays[COEFFICIENTS]).size)
+        self.posterior = BayesianUpdate(n_columns)
+        # the model grows with its data: linear and quadratic SNAP at every 2J up to the running potential's,
+        # each a subset of its columns (the others held at zero), chosen by the evidence (SelectingFitter's rule)
+        kinds = ("linear", "quadratic") if potential.model == "quadratic" else ("linear",)
+        top = self.settings.twojmax
+        self.candidates = [c for c in (candidates_of(config.fit, self.settings) if config.fit.candidates else
+                                       default_candidates(top)) if c.kind in kinds and c.twojmax <= top]
+        if not self.candidates:
+            raise LammpsAlError(f"none of [fit] candidates {list(config.fit.candidates)} fits inside the running "
+                                f"{potential.model} SNAP potential (2J = {top}): give candidates of at most that size")
+        self.columns = {c.name: column_index(self.settings, c) for c in self.candidates}
+        self.chosen: str | None = None
+        self.alpha = self.beta = None
+        self.labels = 0                 # labelled in this run
+        self.failed = 0
+        self.since_evidence = 0
+        self.seen_entries = 0
+        self.csv = self.outdir / "otf.csv"
+        self.potential_path = self.outdir / "potential" / f"{otf.potential_name}.npz"
+
+    # -- rows --
+
+    def rows(self, configs: list[Atoms]):
+        blocks = [self.worker.compute(a, str(a.info.get("source", "configuration"))) for a in configs]
+        dm = design_matrix(configs, blocks, self.settings, energy=self.config.fit.energy,
+                           force=self.config.fit.force, stress=self.config.fit.stress)
+        w = row_weights(dm, configs, self.config)
+        keep = w > 0
+        return dm.A[keep], dm.b[keep], w[keep]
+
+    # -- labels --
+
+    def label(self, atoms: Atoms, group: str) -> Atoms | None:
+        """One oracle call into the store; a failure is recorded there and returns None."""
+        key = config_hash(atoms)
+        source = str(atoms.info.get("source", "configuration"))
+        start = time.perf_counter()
+        try:
+            labels = compute_labels(self.calc, atoms)
+        except Exception as exc:  # noqa: BLE001 - the oracle's failure is data: recorded, the run goes on
+            self.store.add_failure(LabelRecord(hash=key, oracle=self.spec.name, oracle_hash=self.oracle_hash,
+                                               status="failed", group=group, natoms=len(atoms),
+                                               error=f"{type(exc).__name__}: {exc}", source=source,
+                                               seconds=round(time.perf_counter() - start, 4)))
+            log.warning("lammps_al otf: the oracle failed on %s (%s: %s); the run goes on with the model it has",
+                        source, type(exc).__name__, exc)
+            self.failed += 1
+            return None
+        labelled = labelled_copy(atoms, labels, self.spec.name, self.oracle_hash, group)
+        record = self.store.add_label(labelled, LabelRecord(
+            hash=key, oracle=self.spec.name, oracle_hash=self.oracle_hash, status="ok", group=group,
+            natoms=len(atoms), source=source, seconds=round(time.perf_counter() - start, 4)))
+        stored = _read(self.store.dir / record.file)     # the rows of what a fit of the store will read
+        stored.info["group"], stored.info["source"] = group, source
+        return stored
+
+    def start(self) -> dict:
+        """The posterior of the store (labelled with the starting set first when it is empty, and with what a
+        killed run flagged but did not label); the potential written; the payload every rank installs."""
+        from lammps_al.train.structures import starting_set
+
+        if not [r for r in self.store.records() if r.status == "ok"]:
+            if self.otf.start == "none":
+                raise LammpsAlError(f"{self.store.manifest} holds no labels and [otf] start = \"none\": label a "
+                                    f"starting set into it, or set [otf] start = \"minimal\"")
+            for atoms in starting_set(self.template.elements[0], size=self.otf.start):
+                self.label(atoms, "start")
+        done = self.store.labelled_keys()
+        leftover = [e for e in read_flagged(self.flagged, existing_only=True)]
+        self.seen_entries = len(read_flagged(self.flagged))
+        for entry in leftover:                      # flagged by a run that was killed before it labelled them
+            atoms = _read(self.flagged / entry.file)
+            if (config_hash(atoms), self.oracle_hash) not in done:
+                self.label(atoms, self.otf.group)
+        configs = self.store.load()
+        if not configs:
+            raise LammpsAlError(f"no labels in {self.store.manifest}: the oracle failed on every starting "
+                                f"configuration (see the failures recorded there)")
+        self.posterior.add(*self.rows(configs))
+        return self.publish(maximise=True, action="start")
+
+    def learn(self, step: int) -> dict:
+        """Label what the fix wrote since the last call and update the posterior."""
+        entries = read_flagged(self.flagged)
+        new = entries[self.seen_entries:]
+        self.seen_entries = len(entries)
+        t0 = time.perf_counter()
+        labelled = []
+        for entry in new:
+            atoms = self.label(_read(self.flagged / entry.file), self.otf.group)
+            if atoms is not None:
+                labelled.append(atoms)
+        t1 = time.perf_counter()
+        if not labelled:
+            return {"action": "failed", "oracle_s": t1 - t0, "update_s": 0.0, "labels_run": self.labels}
+        self.labels += len(labelled)
+        self.since_evidence += len(labelled)
+        self.posterior.add(*self.rows(labelled))
+        maximise = self.since_evidence >= self.otf.reoptimise_every
+        if maximise:
+            self.since_evidence = 0
+        payload = self.publish(maximise, "update")
+        payload.update(oracle_s=t1 - t0, update_s=time.perf_counter() - t1, labels_run=self.labels)
+        return payload
+
+    def finish(self) -> dict:
+        """The final posterior with the evidence maximised again (what ``lammps-al fit`` on the store gives)."""
+        return self.publish(maximise=True, action="final")
+
+    # -- the potential --
+
+    def solve(self, maximise: bool):
+        """The posterior of the chosen model; with ``maximise`` (or none chosen yet) every candidate's evidence
+        is maximised and the best one whose fit leaves half the rows to the noise (gamma <= rows / 2) is chosen.
+        Returns the coefficients and covariance over all columns (zeros outside the chosen model's) and the
+        solver's result."""
+        u = self.posterior
+        mean = u.b_sum / u.rows
+        variance = max(u.btb / u.rows - mean**2, 0.0)
+        if maximise or self.chosen is None:
+            scores = {}
+            for name, idx in self.columns.items():
+                try:
+                    r = solve_bayes_gram(u.G[np.ix_(idx, idx)], u.Atb[idx], u.btb, u.rows, b_variance=variance)
+                except FitError:
+                    continue
+                if r.info["gamma"] <= 0.5 * u.rows:
+                    scores[name] = (r.info["log_evidence"], r)
+            if not scores:
+                raise LammpsAlError(f"no candidate model can be fitted to the {u.rows} rows of "
+                                    f"{self.store.manifest}: label more configurations or give smaller [fit] "
+                                    f"candidates")
+            self.chosen = max(scores, key=lambda name: scores[name][0])
+            result = scores[self.chosen][1]
+            self.alpha, self.beta = result.prior_precision, result.noise_precision
+        else:
+            idx = self.columns[self.chosen]
+            result = solve_bayes_gram(u.G[np.ix_(idx, idx)], u.Atb[idx], u.btb, u.rows, alpha=self.alpha,
+                                      beta=self.beta, b_variance=variance)
+        idx = self.columns[self.chosen]
+        coefficients = np.zeros(u.G.shape[0])
+        covariance = np.zeros_like(u.G)
+        coefficients[idx] = result.coefficients
+        covariance[np.ix_(idx, idx)] = result.covariance
+        return coefficients, covariance, result
+
+    def publish(self, maximise: bool, action: str) -> dict:
+        flat, covariance, result = self.solve(maximise)
+        coefficients = flat.reshape(np.asarray(self.template.arrays[COEFFICIENTS]).shape)
+        potential = Potential(elements=self.template.elements, model=self.template.model,
+                              descriptor=self.template.descriptor, reference=self.template.reference,
+                              arrays={COEFFICIENTS: coefficients, COVARIANCE: covariance},
+                              noise={"noise_precision": result.noise_precision,
+                                     "prior_precision": result.prior_precision,
+                                     "log_evidence": result.info["log_evidence"], "gamma": result.info["gamma"]},
+                              settings={"otf": {"rows": int(self.posterior.rows), "action": action,
+                                                "model": self.chosen}})
+        save(potential, self.potential_path)
+        return {"action": action, "coefficients": coefficients, "covariance": covariance, "model": self.chosen,
+                "log_evidence": result.info["log_evidence"], "labels_total": len(self.store.labelled_keys())}
+
+    def record(self, row: dict) -> None:
+        new = not self.csv.is_file()
+        with open(self.csv, "a", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+    def close(self) -> None:
+        self.worker.close()
+
+
+def _read(path: Path) -> Atoms:
+    from ase.io import read
+
+    atoms = read(path)
+    atoms.info.setdefault("source", str(path))
+    return atoms

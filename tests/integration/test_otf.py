@@ -1,0 +1,167 @@
+"""On-the-fly learning inside one LAMMPS run (in_files/lammps_al_otf.lammps): labels, in-place updates on every
+rank, the store, resuming, and bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lammps_al.core import runtime
+from lammps_al.core.potential import COEFFICIENTS, COVARIANCE, load
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = (ROOT / "in_files" / "al_otf.toml").read_text()
+
+
+def otf_run(tmp_path: Path, name: str, nprocs: int = 1, steps: int = 300, config: str = CONFIG,
+            extra: dict | None = None, check: bool = True, env: dict | None = None):
+    work = tmp_path / name
+    work.mkdir(exist_ok=True)
+    (work / "otf.toml").write_text(config)
+    args = [str(runtime.find_lmp()), "-nocite", "-log", "log.lammps", "-in", str(ROOT / "in_files" / "al_otf.in")]
+    variables = {"lal_otf_config": "otf.toml", "steps": steps, "reps": 3, "t_start": 600, "t_stop": 1200,
+                 **(extra or {})}
+    for key, value in variables.items():
+        args += ["-var", key, str(value)]
+    proc = subprocess.run(runtime.mpi_command(nprocs, *args), cwd=work, env=runtime.lammps_env({**os.environ,
+                                                                                                 **(env or {})}),
+                          capture_output=True,
+                          text=True, timeout=600, stdin=subprocess.DEVNULL)
+    if check:
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    return work, proc
+
+
+def actions(work: Path) -> list[tuple[int, str]]:
+    with open(work / "otf" / "otf.csv") as fh:
+        return [(int(r["step"]), r["action"]) for r in csv.DictReader(fh) if r["action"] != "none"]
+
+
+@pytest.mark.mpi
+def test_serial_and_two_ranks_label_the_same_steps_and_end_with_the_same_model(tmp_path, lammps_install):
+    serial, _ = otf_run(tmp_path, "serial", nprocs=1)
+    parallel, _ = otf_run(tmp_path, "mpi", nprocs=2)
+    updates = actions(serial)
+    assert [a for _, a in updates].count("update") >= 2, updates
+    assert actions(parallel) == updates
+    a, b = load(serial / "otf/potential/otf.npz"), load(parallel / "otf/potential/otf.npz")
+    for key in (COEFFICIENTS, COVARIANCE):       # the trajectories differ by rounding (sums in another order)
+        difference = np.linalg.norm(b.arrays[key] - a.arrays[key]) / np.linalg.norm(a.arrays[key])
+        assert difference < 1e-8, (key, difference)
+    assert (serial / "otf" / "otf.png").stat().st_size > 1000
+
+
+def test_the_store_refits_to_the_in_run_model_and_a_second_run_resumes_from_it(tmp_path, lammps_install):
+    """lammps-al fit on the store (the same [fit], [groups] and candidates, model chosen by the evidence)
+    gives the final in-run model (to 1e-4: see below); a second run in the same folder starts from every label of the
+    first and labels nothing twice."""
+    from lammps_al.core.records import read_label_records
+    from lammps_al.train.refit import fit_potential  # noqa: F401 (the batch path lammps-al fit takes)
+    from lammps_al.cli import main
+
+    work, _ = otf_run(tmp_path, "run")
+    store = work / "otf" / "training"
+    final = load(work / "otf/potential/otf.npz")
+    model = final.settings["otf"]["model"]
+    kind, twojmax = model.split(":")
+    fit_config = work / "fit.toml"
+    d = {k: v for k, v in final.descriptor.to_dict().items() if k != "quadraticflag"}
+    descriptor = "\n".join(f"{k} = {json.dumps(v)}" for k, v in d.items())
+    fit_config.write_text(CONFIG.split("[otf]")[0].replace("[fit]\n", f"[fit]\nmodel = \"auto\"\nname = \"batch\"\n"
+                                                           f"output_dir = \"{work / 'batch'}\"\n")
+                          + f"\n[training]\ndir = \"{store}\"\n\n[descriptor]\n{descriptor}\n")
+    assert main(["fit", str(fit_config), "--no-progress"]) == 0
+    batch = load(work / "batch" / "batch.npz")
+    assert f"{batch.model}:{batch.descriptor.twojmax}" == model
+    from lammps_al.train.fitters import Candidate, column_index
+
+    idx = column_index(final.descriptor.with_quadratic(final.model == "quadratic"), Candidate(kind, int(twojmax)))
+    mine, theirs = final.arrays[COEFFICIENTS].ravel()[idx], batch.arrays[COEFFICIENTS].ravel()
+    # the in-run posterior comes from the 496 x 496 Gram matrix, the batch fit's from an SVD of the rows: the
+    # quadratic system is ill-conditioned enough that the two routes agree to ~1e-5, not to 1e-12
+    assert np.linalg.norm(mine - theirs) / np.linalg.norm(theirs) < 1e-4
+    labels = [r for r in read_label_records(store / "manifest.jsonl") if r.status == "ok"]
+    again, _ = otf_run(tmp_path, "run", steps=100)
+    after = [r for r in read_label_records(store / "manifest.jsonl") if r.status == "ok"]
+    assert after[:len(labels)] == labels
+    assert len({r.hash for r in after}) == len(after)                    # nothing labelled twice
+
+
+FAILING_ORACLE = """
+import os
+
+from ase.calculators.lammpslib import LAMMPSlib
+
+
+class FailsOnBigCells(LAMMPSlib):
+    \"\"\"The EAM oracle for the starting set's small cells; raises on anything bigger (a DFT run that does not
+    converge).\"\"\"
+
+    def __init__(self):
+        path = os.path.join(os.environ["LAMMPS_POTENTIALS"], "Al_mm.eam.fs")
+        super().__init__(lmpcmds=["pair_style eam/fs", f"pair_coeff * * {path} Al"], atom_types={"Al": 1},
+                         keep_alive=True, log_file=None)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=()):
+        if atoms is not None and len(atoms) > 8:
+            raise RuntimeError("SCF did not converge")
+        super().calculate(atoms, properties, system_changes)
+"""
+
+
+def test_an_oracle_that_fails_is_recorded_and_the_run_goes_on(tmp_path, lammps_install):
+    """Every flagged cell makes the oracle raise: each failure is recorded in the store and the CSV, and the
+    run ends normally with the model it had."""
+    from lammps_al.core.records import read_label_records
+
+    (tmp_path / "failing_oracle.py").write_text(FAILING_ORACLE)
+    config = CONFIG.replace('[oracle]\nname = "eam"\n[oracle.settings]\npotential = "Al_mm.eam.fs"\n',
+                            '[oracle]\nname = "failing_oracle:FailsOnBigCells"\n')
+    env = {"PYTHONPATH": os.pathsep.join(p for p in (str(tmp_path), os.environ.get("PYTHONPATH", "")) if p)}
+    work, proc = otf_run(tmp_path, "fails", config=config, steps=300, env=env, check=False)
+    records = read_label_records(work / "otf" / "training" / "manifest.jsonl")
+    failed = [r for r in records if r.status == "failed"]
+    assert failed and all("SCF did not converge" in r.error for r in failed)
+    assert len([r for r in records if r.status == "ok"]) == 10             # the starting set only
+    assert "failed" in {a for _, a in actions(work)} and "update" not in {a for _, a in actions(work)}
+    assert "the oracle failed" in proc.stderr
+    # the old model went on until it was far out of its domain with nothing learnt: a clean halt, no garbage
+    if proc.returncode != 0:
+        assert actions(work)[-1][1] == "halt" and "no label could be learnt from it" in proc.stderr
+        assert "Non-numeric" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("config, message", [
+    (CONFIG.replace("[oracle]\nname = \"eam\"\n[oracle.settings]\npotential = \"Al_mm.eam.fs\"\n", ""),
+     "has no [oracle] section: on-the-fly learning labels with the oracle it names"),
+    (CONFIG.replace('solver = "bayes"', 'solver = "ridge"'), "on-the-fly learning updates a Bayesian posterior"),
+    (CONFIG.replace("target = 0.05", "target = -1"), "[otf] target must be > 0"),
+])
+def test_bad_otf_configs_stop_at_setup_with_the_file_and_the_value(tmp_path, lammps_install, config, message):
+    work, proc = otf_run(tmp_path, "bad", config=config, steps=10, check=False)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and message in text and "Traceback" not in text, text[-2000:]
+
+
+def test_a_potential_without_a_posterior_is_refused(tmp_path, lammps_install):
+    from lammps_al.core.potential import save
+
+    folder = tmp_path / "pot"
+    shutil.copytree(ROOT / "potentials", folder, ignore=shutil.ignore_patterns("*.toml", "*.md"))
+    p = load(folder / "Al_quadratic.npz")
+    p.arrays.pop(COVARIANCE)
+    for name in list(p.arrays):
+        if not name.startswith("model."):
+            p.arrays.pop(name)
+    save(p, folder / "Al_quadratic.npz")
+    work, proc = otf_run(tmp_path, "nocov", steps=10, check=False,
+                         extra={"potential": folder / "Al_quadratic.mliappy.lammps", "lal_scorer": "none"})
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "on-the-fly learning" in text and "Traceback" not in text, text[-2000:]
