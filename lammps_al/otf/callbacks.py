@@ -22,7 +22,7 @@ from lammps_al.core.potential import COEFFICIENTS, COVARIANCE, Potential
 from lammps_al.inrun import adapter
 from lammps_al.inrun.callbacks import fail_setup, guarded, lammps_handle, mpi_comm
 from lammps_al.inrun.fix import active_fix
-from lammps_al.models.registry import model_for
+from lammps_al.models.registry import calibration_key, model_for
 
 log = logging.getLogger(__name__)
 OFF = 1e300          # a threshold nothing reaches
@@ -33,6 +33,7 @@ class OTFState:
         self.comm, self.otf, self.learner = comm, otf, learner
         self.rank = comm.Get_rank()
         self.learning = True
+        self.finished = False
         self.history: deque = deque(maxlen=otf.window)
         self.below_since: float | None = None     # simulated time (ps) the trajectory average fell below target
         self.trajectory: deque = deque()          # (time_ps, rms_sigma) within converge_ps
@@ -48,9 +49,11 @@ def install(payload: dict) -> None:
     model object LAMMPS calls stays the same)."""
     scoring = adapter.active_scoring()
     old = scoring.potential
+    arrays = {COEFFICIENTS: payload["coefficients"], COVARIANCE: payload["covariance"]}
+    if payload.get("scale") is not None:         # bayes_force in eV/A, calibrated on the labels so far
+        arrays[calibration_key("bayes_force")] = np.array([payload["scale"]])
     potential = Potential(elements=old.elements, model=old.model, descriptor=old.descriptor,
-                          reference=old.reference, arrays={COEFFICIENTS: payload["coefficients"],
-                                                           COVARIANCE: payload["covariance"]})
+                          reference=old.reference, arrays=arrays)
     model = model_for(potential)
     from lammps_al.models.registry import make_scorer
 
@@ -134,7 +137,7 @@ def setup(ptr, config_path: str, outdir: str) -> None:
 @guarded
 def end_of_step(ptr) -> None:
     state = _STATE
-    if state is None or not state.learning:
+    if state is None or state.finished:
         return
     fix = active_fix()
     scores = fix.last_scores
@@ -142,6 +145,20 @@ def end_of_step(ptr) -> None:
     if scores.get("step") != step:
         return
     otf = state.otf
+    if not state.learning:
+        # converged: plain MD with the final model, until the error passes the last flag threshold again (a
+        # heating ramp reaching what the model has not seen): then learning resumes
+        if not scores["max_sigma"] >= state.flag:
+            return
+        state.learning = True
+        state.trajectory.clear()
+        state.below_since = None
+        fix.settings.flag, fix.settings.halt = state.flag, OFF
+        if state.rank == 0:
+            state.learner.record({**scores, "flag": state.flag, "action": "resumed"})
+            log.warning("lammps_al otf: learning resumes at step %d: max sigma %.4g >= flag threshold %.4g", step,
+                        scores["max_sigma"], state.flag)
+        return
     wrote = fix.last_write_step == step          # the same on every rank
     row = {**scores, "flag": state.flag, "action": "none", "labels": "", "model": ""}
     updated = False
@@ -156,7 +173,8 @@ def end_of_step(ptr) -> None:
             state.below_since = None
         row.update(action=payload["action"], oracle_s=payload.get("oracle_s", 0.0),
                    update_s=payload.get("update_s", 0.0), log_evidence=payload.get("log_evidence", ""),
-                   labels=payload.get("labels_total", 0), model=payload.get("model", ""))
+                   labels=payload.get("labels_total", 0), model=payload.get("model", ""),
+                   scale=payload.get("scale") or "")
     if not updated and scores["max_sigma"] >= otf.halt_factor * otf.target:
         # far out of the domain and nothing learnt from it (the oracle failed, or no write was allowed): stop
         # cleanly here instead of running on into garbage
@@ -188,6 +206,7 @@ def end_of_step(ptr) -> None:
     stop = converged or enough
     if stop:
         state.learning = False
+        state.finished = enough                   # max_labels: no more learning in this run
         fix.settings.flag, fix.settings.halt = OFF, OFF
         row["action"] = "converged" if converged else "max_labels"
     if state.rank == 0:

@@ -15,9 +15,9 @@ import numpy as np
 from ase import Atoms
 
 from lammps_al.core.errors import FitError, LammpsAlError
-from lammps_al.core.potential import COEFFICIENTS, COVARIANCE, Potential, save
+from lammps_al.core.potential import COEFFICIENTS, COVARIANCE, Potential, command_line, now, save
 from lammps_al.core.records import LabelRecord, read_flagged
-from lammps_al.models.registry import model_class
+from lammps_al.models.registry import calibration_key, model_class
 from lammps_al.otf.config import OTFSettings
 from lammps_al.train.config import Config
 from lammps_al.train.dataset import config_hash
@@ -30,8 +30,10 @@ from lammps_al.train.store import LabelledStore
 
 log = logging.getLogger(__name__)
 
+SURPRISE = 4.0        # mean square of new rows' standardised residuals that calls for the evidence again
+
 CSV_COLUMNS = ("step", "time_ps", "temp_K", "max_sigma", "rms_sigma", "flag", "action", "labels", "model",
-               "oracle_s", "update_s", "log_evidence")
+               "scale", "oracle_s", "update_s", "log_evidence")
 
 
 class Learner:
@@ -61,6 +63,10 @@ class Learner:
         self.columns = {c.name: column_index(self.settings, c) for c in self.candidates}
         self.chosen: str | None = None
         self.alpha = self.beta = None
+        self.current: np.ndarray | None = None      # the posterior mean over all columns
+        self.covariance: np.ndarray | None = None
+        self.actual_sq = self.predicted_sq = 0.0      # the labels' force errors, actual and predicted
+        self.scale: float | None = None               # bayes_force's calibration: sqrt(actual / predicted)
         self.labels = 0                 # labelled in this run
         self.failed = 0
         self.since_evidence = 0
@@ -76,7 +82,7 @@ class Learner:
                            force=self.config.fit.force, stress=self.config.fit.stress)
         w = row_weights(dm, configs, self.config)
         keep = w > 0
-        return dm.A[keep], dm.b[keep], w[keep]
+        return dm.A[keep], dm.b[keep], w[keep], dm.kind[keep]
 
     # -- labels --
 
@@ -126,7 +132,8 @@ class Learner:
         if not configs:
             raise LammpsAlError(f"no labels in {self.store.manifest}: the oracle failed on every starting "
                                 f"configuration (see the failures recorded there)")
-        self.posterior.add(*self.rows(configs))
+        A, b, w, _ = self.rows(configs)
+        self.posterior.add(A, b, w)
         return self.publish(maximise=True, action="start")
 
     def learn(self, step: int) -> dict:
@@ -145,8 +152,14 @@ class Learner:
             return {"action": "failed", "oracle_s": t1 - t0, "update_s": 0.0, "labels_run": self.labels}
         self.labels += len(labelled)
         self.since_evidence += len(labelled)
-        self.posterior.add(*self.rows(labelled))
-        maximise = self.since_evidence >= self.otf.reoptimise_every
+        A, b, w, kind = self.rows(labelled)
+        surprise = self.surprise(A, b, w)
+        self.calibrate(A[kind == 1], b[kind == 1])
+        self.posterior.add(A, b, w)
+        # the evidence is maximised again every K labels, or when the new rows say the noise model is wrong:
+        # their residuals under the current mean, in units of its noise (1/sqrt(beta) per unit-weight row),
+        # have a mean square above 4 (the noise is underestimated by more than 2x)
+        maximise = self.since_evidence >= self.otf.reoptimise_every or surprise > SURPRISE
         if maximise:
             self.since_evidence = 0
         payload = self.publish(maximise, "update")
@@ -156,6 +169,26 @@ class Learner:
     def finish(self) -> dict:
         """The final posterior with the evidence maximised again (what ``lammps-al fit`` on the store gives)."""
         return self.publish(maximise=True, action="final")
+
+    def surprise(self, A, b, w) -> float:
+        """Mean square of the new rows' residuals under the current posterior mean, in units of the noise."""
+        if self.current is None or self.beta is None:
+            return 0.0
+        z = (b - A @ self.current) * w
+        return float(self.beta * np.mean(z**2))
+
+    def calibrate(self, A_force, b_force) -> None:
+        """Each label tells how far the model that flagged it was from the truth: the force components' actual
+        errors against the posterior's predicted variance for them (what bayes_force reports per atom). Their
+        ratio over every label so far is the scale that makes bayes_force an error in eV/A."""
+        if self.current is None or not len(A_force):
+            return
+        error = A_force @ self.current - b_force
+        variance = np.sum((A_force @ self.covariance) * A_force, axis=1)
+        self.actual_sq += float(error @ error)
+        self.predicted_sq += float(variance.sum())
+        if self.predicted_sq > 0:
+            self.scale = float(np.sqrt(self.actual_sq / self.predicted_sq))
 
     # -- the potential --
 
@@ -192,21 +225,32 @@ class Learner:
         covariance = np.zeros_like(u.G)
         coefficients[idx] = result.coefficients
         covariance[np.ix_(idx, idx)] = result.covariance
+        self.current, self.covariance = coefficients, covariance
         return coefficients, covariance, result
 
     def publish(self, maximise: bool, action: str) -> dict:
         flat, covariance, result = self.solve(maximise)
         coefficients = flat.reshape(np.asarray(self.template.arrays[COEFFICIENTS]).shape)
+        arrays = {COEFFICIENTS: coefficients, COVARIANCE: covariance}
+        if self.scale is not None:
+            arrays[calibration_key("bayes_force")] = np.array([self.scale])
         potential = Potential(elements=self.template.elements, model=self.template.model,
                               descriptor=self.template.descriptor, reference=self.template.reference,
-                              arrays={COEFFICIENTS: coefficients, COVARIANCE: covariance},
+                              arrays=arrays,
                               noise={"noise_precision": result.noise_precision,
                                      "prior_precision": result.prior_precision,
                                      "log_evidence": result.info["log_evidence"], "gamma": result.info["gamma"]},
                               settings={"otf": {"rows": int(self.posterior.rows), "action": action,
                                                 "model": self.chosen}})
-        save(potential, self.potential_path)
+        if action == "final":          # with its LAMMPS companions and snippets (validate runs it natively)
+            from lammps_al.train.lammps_files import write_all
+
+            potential.created, potential.command = now(), command_line()
+            write_all(potential, self.potential_path.parent, self.otf.potential_name)
+        else:
+            save(potential, self.potential_path)
         return {"action": action, "coefficients": coefficients, "covariance": covariance, "model": self.chosen,
+                "scale": self.scale,
                 "log_evidence": result.info["log_evidence"], "labels_total": len(self.store.labelled_keys())}
 
     def record(self, row: dict) -> None:

@@ -56,6 +56,7 @@ def test_serial_and_two_ranks_label_the_same_steps_and_end_with_the_same_model(t
         difference = np.linalg.norm(b.arrays[key] - a.arrays[key]) / np.linalg.norm(a.arrays[key])
         assert difference < 1e-8, (key, difference)
     assert (serial / "otf" / "otf.png").stat().st_size > 1000
+    assert (serial / "otf" / "potential" / "otf.snapcoeff").is_file()         # the final model, every file
 
 
 def test_the_store_refits_to_the_in_run_model_and_a_second_run_resumes_from_it(tmp_path, lammps_install):
