@@ -166,3 +166,39 @@ def test_a_potential_without_a_posterior_is_refused(tmp_path, lammps_install):
                          extra={"potential": folder / "Al_quadratic.mliappy.lammps", "lal_scorer": "none"})
     text = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "on-the-fly learning" in text and "Traceback" not in text, text[-2000:]
+
+
+KILL_AT_POTENTIAL = """
+import os, signal
+_real_replace = os.replace
+
+
+def _replace(src, dst, *args, **kwargs):
+    if str(dst).endswith("potential/otf.npz") and os.path.exists(str(dst)):
+        os.kill(os.getpid(), signal.SIGKILL)        # a label stored, its update not yet written
+    return _real_replace(src, dst, *args, **kwargs)
+
+
+os.replace = _replace
+"""
+
+
+def test_sigkill_in_the_middle_of_an_update_loses_no_label_and_the_next_run_resumes(tmp_path, lammps_install):
+    """SIGKILL (from inside LAMMPS's Python) just before the first update's potential file is renamed: the
+    label is in the store; the next run in the same folder starts from all of them, labels nothing twice, and
+    ends normally."""
+    from lammps_al.core.records import read_label_records
+
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(KILL_AT_POTENTIAL)
+    env = {"PYTHONPATH": os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH", "")) if p)}
+    work, proc = otf_run(tmp_path, "killed", env=env, check=False)
+    assert proc.returncode != 0
+    manifest = work / "otf" / "training" / "manifest.jsonl"
+    before = [r for r in read_label_records(manifest) if r.status == "ok"]
+    assert len(before) == 11                        # the starting set and the label of the killed update
+    work, proc = otf_run(tmp_path, "killed", steps=100)
+    after = [r for r in read_label_records(manifest) if r.status == "ok"]
+    assert after[:len(before)] == before and len({r.hash for r in after}) == len(after)
+    assert "11 labels in the store" in proc.stderr
