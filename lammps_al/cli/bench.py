@@ -10,6 +10,9 @@
   lammps-al bench selection LOOP.toml
                                oracle calls the loop needs to reach a held-out force RMSE (--target)
                                against random selection from the same exploration MD, and their ratio
+  lammps-al bench otf [--csv otf/otf.csv]
+                               on-the-fly learning: the MD loop with the fix alone and with the OTF snippet
+                               (learning, no label), their ratio; one update's time from an OTF run's CSV
   lammps-al bench explore LOOP.toml
                                one iteration's exploration runs one after another vs at once on the
                                config's executor, and the speed-up
@@ -24,7 +27,7 @@ from lammps_al.core.resources import shipped_dir
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("what", choices=["fit", "model", "fix", "selection", "explore"], help="which benchmark")
+    parser.add_argument("what", choices=["fit", "model", "fix", "selection", "explore", "otf"], help="which benchmark")
     parser.add_argument("config", type=Path, nargs="?", help="fit: TOML config of the fit to measure; "
                         "selection, explore: the loop's TOML config")
     parser.add_argument("--target", type=float, default=0.05, help="selection: held-out force RMSE, eV/A")
@@ -38,6 +41,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--reps", type=int, default=10, help="model: fcc cells per edge (4 reps^3 atoms)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts to compare")
     parser.add_argument("--repeat", type=int, default=2, help="repeats per measurement (best is kept)")
+    parser.add_argument("--nprocs", type=int, default=1, help="otf: MPI ranks")
+    parser.add_argument("--csv", type=Path, help="otf: an OTF run's otf.csv for the update times")
 
 
 def run(args) -> int:
@@ -59,6 +64,13 @@ def run(args) -> int:
         out = bench_selection(args.config, target=args.target, iterations=args.iterations, seeds=tuple(args.seeds),
                               workdir=args.workdir, report=lambda line: print(line, flush=True))
         lines = selection_lines(out)
+    elif args.what == "otf":
+        from lammps_al.bench.otf import bench_otf, update_lines
+
+        lines = bench_otf(potentials, shipped_dir("in_files"), reps=args.reps if args.reps != 10 else 4,
+                          steps=args.steps if args.steps != 50 else 2000, repeat=args.repeat, nprocs=args.nprocs)
+        if args.csv is not None:
+            lines += update_lines(args.csv)
     elif args.what == "explore":
         from lammps_al.bench.explore import bench_explore
 
