@@ -837,3 +837,51 @@ def test_label_inputs(tmp_path):
     bad.write(tmp_path / "nan.extxyz")
     raises(DatasetError, lambda: read_inputs([tmp_path / "nan.extxyz"]),
            f"{tmp_path / 'nan.extxyz'} frame 0: positions contain NaN or inf")
+
+
+# ---- the on-the-fly learning config ([otf]; lammps_al/otf/config.py, shipped: in_files/al_otf.toml) -----------
+
+OTF_CASES = [
+    ("otf.target", "target = -1", ["[otf] target must be > 0", "-1"]),
+    ("otf.converge_ps", "converge_ps = 0", ["[otf] converge_ps must be > 0 ps, got 0"]),
+    ("otf.start", 'start = "big"', ["otf", "start", "big"]),
+    ("otf.reoptimise_every", "reoptimise_every = 0", ["[otf] reoptimise_every must be >= 1, got 0"]),
+    ("otf.window", "window = 0", ["[otf] window must be >= 1, got 0"]),
+    ("otf.max_labels", "max_labels = 0", ["[otf] max_labels must be >= 1, got 0"]),
+    ("otf.cx", "cx = -0.5", ["[otf] cx must be >= 0, got -0.5"]),
+    ("otf.halt_factor", "halt_factor = 2", ["[otf] halt_factor must be > 3", "got 2"]),
+    ("otf.potential_name", 'potential_name = "a/b"', ["[otf] potential_name must be a file stem, got 'a/b'"]),
+    ("otf.group", "group = 3", ["otf", "group", "3"]),
+    ("otf.unknown", "targett = 0.1", ["unknown key(s) ['targett'] in [otf]"]),
+]
+
+
+@pytest.mark.parametrize("name, line, fragments", OTF_CASES, ids=[c[0] for c in OTF_CASES])
+def test_otf_config_key(tmp_path, name, line, fragments):
+    from lammps_al.otf.config import load_otf_config
+
+    text = (ROOT / "in_files" / "al_otf.toml").read_text()
+    key = line.split("=")[0].strip()
+    lines = [l for l in text.splitlines() if not l.startswith(f"{key} =")]
+    text = "\n".join(lines).replace("[otf]\n", f"[otf]\n{line}\n")
+    path = tmp_path / "otf.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_otf_config(path)
+    for fragment in fragments:
+        assert fragment in str(info.value), (fragment, str(info.value))
+
+
+def test_every_key_of_the_otf_config_has_a_case():
+    import dataclasses
+
+    from lammps_al.otf.config import OTFSettings
+
+    assert {f.name for f in dataclasses.fields(OTFSettings)} <= {c[0].split(".")[1] for c in OTF_CASES}
+
+
+def test_the_shipped_otf_config_loads():
+    from lammps_al.otf.config import load_otf_config
+
+    config, otf = load_otf_config(ROOT / "in_files" / "al_otf.toml")
+    assert otf.target == 0.05 and config.fit.solver == "bayes"
