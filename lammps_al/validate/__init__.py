@@ -101,11 +101,13 @@ def validate_small_cells(potential_path: Path, oracle, held_out_cache: Path | No
     converged = properties(learned_setup)
     skipped = oracle_values.pop("skipped")
     cells = oracle_values.pop("cells")
+    warnings = [f"oracle: {w}" for w in oracle_values.pop("warnings", [])]
+    warnings += [f"learned: {w}" for w in learned_small.pop("warnings", [])]
     learned_small.pop("skipped"), learned_small.pop("cells")
     reference = {k: v for k, v in oracle_values.items()}
     learned = {k: learned_small[k] for k in reference if k in learned_small}
     report = {"potential": str(potential_path), "reference_potential": f"oracle {oracle.name} (small cells)",
-              "element": element, "mode": "small cells", "cells": cells, "skipped": skipped,
+              "element": element, "mode": "small cells", "cells": cells, "skipped": skipped, "warnings": warnings,
               "learned": learned, "reference": reference, "learned_converged": converged,
               "relative_difference": {k: (learned[k] - reference[k]) / abs(reference[k]) for k in reference},
               "experiment": experiment(element)}
@@ -151,6 +153,8 @@ def report_lines(report: dict) -> list[str]:
                      f"potential in LAMMPS's converged cells")
         for k, why in report.get("skipped", {}).items():
             lines.append(f"  {k}: skipped, {why}")
+        for warning in report.get("warnings", []):
+            lines.append(f"  WARNING {warning}")
     if exp:
         tm = report["experiment"].get("melting_point_K")
         melt = f"; melting point {tm['value']:.1f} K" if tm else ""

@@ -68,6 +68,13 @@ def small_cell_properties(make_calc: Callable[[], object], element: str, a_guess
         d_xx = (stresses[("xx", 1)] - stresses[("xx", -1)]) / (2 * STRAIN)
         d_xy = (stresses[("xy", 1)] - stresses[("xy", -1)]) / (2 * STRAIN)
         out.update({"C11_GPa": float(d_xx[0]), "C12_GPa": float(d_xx[1]), "C44_GPa": float(d_xy[5])})
+        born = {"C11 - C12": d_xx[0] - d_xx[1], "C11 + 2 C12": d_xx[0] + 2 * d_xx[1], "C44": d_xy[5]}
+        unstable = {k: float(v) for k, v in born.items() if not v > 0}
+        if unstable:                    # a cubic crystal at its own equilibrium is stable: the stresses are off
+            failed = ", ".join(f"{k} = {v:.1f} GPa" for k, v in unstable.items())
+            out["warnings"] = [f"the elastic constants fail Born's stability conditions ({failed}): stresses this "
+                               f"coarse (k-points, plane-wave cutoff, smearing) cannot be trusted; converge the "
+                               f"calculator's settings before reading these columns"]
     else:
         for key in ("C11_GPa", "C12_GPa", "C44_GPa"):
             skipped[key] = f"the calculator ({type(calc).__name__}) does not compute stress"

@@ -53,6 +53,24 @@ def test_an_oracle_without_stress_has_its_elastic_constants_skipped_with_the_rea
     assert "C11_GPa" not in small and small["lattice_constant_A"] > 3.9
 
 
+class SwappedStress(EMT):
+    """EMT with the xx and yy stresses swapped: C11 and C12 trade places, C11 - C12 < 0 (unstable)."""
+
+    def calculate(self, *args, **kwargs):
+        super().calculate(*args, **kwargs)
+        if "stress" in self.results:
+            self.results["stress"][[0, 1]] = self.results["stress"][[1, 0]]
+
+
+def test_elastic_constants_that_fail_born_s_conditions_are_flagged():
+    """What the GPAW demo settings (PW 250 eV, 2 k-points per 1/A) gave here: C11 = -7 GPa. A cubic crystal
+    at its equilibrium is stable, so such stresses are the calculator's, and the report says so."""
+    small = small_cell_properties(SwappedStress, "Al", 4.05)
+    assert small["C11_GPa"] < small["C12_GPa"]
+    assert "fail Born's stability conditions (C11 - C12 = -" in small["warnings"][0]
+    assert "warnings" not in small_cell_properties(EMT, "Al", 4.05)
+
+
 def test_a_dft_like_oracle_is_compared_in_small_cells_with_experiment_beside(tmp_path, lammps_install, capsys):
     """EMT stands in for an ASE calculator LAMMPS cannot run. Through the CLI with a loop config: the oracle's
     column is EMT's own small-cell values; the learned potential's small-cell lattice constant (its ASE twin,
