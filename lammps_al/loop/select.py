@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lammps_al.core.errors import DatasetError
 from lammps_al.core.potential import load
 from lammps_al.core.records import SIGMA_COLUMN, SelectedItem, SelectRecord, read_flagged
 from lammps_al.loop.config import LoopConfig, iter_dir, potential_path
@@ -29,7 +30,12 @@ def candidate_features(potential_file: Path, files: list[Path]) -> np.ndarray:
     rows = []
     try:
         for f in files:
-            atoms = read(f)
+            try:
+                atoms = read(f)
+            except Exception as exc:  # noqa: BLE001 - ase raises many kinds on a damaged file
+                raise DatasetError(f"flagged configuration {f} (named in {Path(f).parent / 'manifest.jsonl'}) "
+                                   f"cannot be read: {exc}; remove its line from the manifest, or the file's "
+                                   f"iteration folder to explore again, and continue with --resume") from None
             block = worker.compute(atoms)
             sigma = atoms.arrays.get(SIGMA_COLUMN)
             i = int(np.argmax(sigma)) if sigma is not None else 0

@@ -257,3 +257,20 @@ def test_a_full_disk_while_the_fix_writes_stops_the_run_with_the_path(runner, tm
     assert "Traceback" not in text
     assert manifest(out) == []
     assert not list(out.rglob("*.tmp"))
+
+
+@pytest.mark.parametrize("variables, fragment", [
+    ({"lal_score_every": "2.5"}, "2.5"),                      # LAMMPS converts it before lammps_al sees it
+    ({"lal_in_files": "/nonexistent/in_files"}, "/nonexistent/in_files/explore_common.lammps"),
+    ({"reps": "abc"}, "abc"),                                  # an exploration input's own variable
+    ({"t_start": "hot"}, "hot"),
+])
+def test_inputs_lammps_itself_checks_stop_with_the_value_and_no_traceback(runner, tmp_path, variables, fragment):
+    """Values only LAMMPS reads (lammps_al does not see them first): LAMMPS's own ERROR line names the value
+    or the file; no Python traceback, no crash signal."""
+    proc = run_in_file(runner, "explore_heating.in", tmp_path / "out", check=False, timeout=120, steps=10,
+                       **variables)
+    text = proc.stdout + proc.stderr
+    errors = [line for line in text.splitlines() if "ERROR" in line]
+    assert proc.returncode > 0 and errors and any(fragment in line for line in errors), text[-2000:]
+    assert "Traceback" not in text

@@ -134,7 +134,7 @@ FIT_CASES = [
     ("reference.pair_style", "[reference]\npair_style = 3\n", ["pair_style must be a string", "pair_style = 3"]),
     ("reference.pair_coeff", "[reference]\npair_style = 'zbl 1 2'\npair_coeff = [3]\n",
      ["pair_coeff a list of strings", "pair_coeff = [3]"]),
-    ("fit.model", "[fit]\nmodel = 'cubic'\n", ["unknown model kind 'cubic': choose one of ['linear', 'quadratic']"]),
+    ("fit.model", "[fit]\nmodel = 'cubic'\n", ["unknown model kind 'cubic': choose one of ['linear', 'quadratic'", "or give 'package.module:Class'"]),
     ("fit.candidates", "[fit]\nmodel = 'auto'\ncandidates = ['cubic:6']\n",
      ["'cubic:6' is not a candidate model", "KIND:TWOJMAX"]),
     ("fit.candidates.model", "[fit]\ncandidates = ['linear:4']\n",
@@ -885,3 +885,15 @@ def test_the_shipped_otf_config_loads():
 
     config, otf = load_otf_config(ROOT / "in_files" / "al_otf.toml")
     assert otf.target == 0.05 and config.fit.solver == "bayes"
+
+
+def test_a_damaged_flagged_configuration_names_itself_and_what_to_do(tmp_path):
+    """Selection reads the fix's flagged files: one that is damaged (a disk error, a hand edit) stops the
+    selection with its path and what to do, not ASE's own exception."""
+    from lammps_al.loop.select import candidate_features
+
+    bad = tmp_path / "run-s000000010.extxyz"
+    bad.write_text("3\nLattice=\"1 0 0\" garbage\nAl 0 0\n")
+    with pytest.raises(DatasetError, match=r"flagged configuration .*run-s000000010.extxyz \(named in .*manifest"
+                                           r".jsonl\) cannot be read: .*remove its line from the manifest"):
+        candidate_features(ROOT / "potentials" / "Al_linear.npz", [bad])
