@@ -37,8 +37,10 @@ def add_arguments(parser) -> None:
                         "workdir + '_bench_selection' / '_bench_explore'); selection resumes there")
     parser.add_argument("--potentials", type=Path, default=None,
                         help="model, fix: folder of Al_linear/Al_quadratic (default: the shipped potentials)")
-    parser.add_argument("--steps", type=int, default=50, help="model: MD steps per run")
-    parser.add_argument("--reps", type=int, default=10, help="model: fcc cells per edge (4 reps^3 atoms)")
+    parser.add_argument("--steps", type=int, default=None, help="model, fix, otf: MD steps per run (default 50; "
+                                                                 "otf 2000)")
+    parser.add_argument("--reps", type=int, default=None, help="model, fix, otf: fcc cells per edge, 4 reps^3 atoms "
+                                                                "(default 10; otf 4)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts to compare")
     parser.add_argument("--repeat", type=int, default=2, help="repeats per measurement (best is kept)")
     parser.add_argument("--nprocs", type=int, default=1, help="otf: MPI ranks")
@@ -53,11 +55,11 @@ def run(args) -> int:
     if args.what == "fix":
         from lammps_al.bench.fix import bench_fix
 
-        lines = bench_fix(potentials, reps=args.reps, steps=args.steps, repeat=args.repeat)
+        lines = bench_fix(potentials, reps=args.reps or 10, steps=args.steps or 50, repeat=args.repeat)
     elif args.what == "model":
         from lammps_al.bench.model import bench_model
 
-        lines = bench_model(potentials, reps=args.reps, steps=args.steps, repeat=args.repeat)
+        lines = bench_model(potentials, reps=args.reps or 10, steps=args.steps or 50, repeat=args.repeat)
     elif args.what == "selection":
         from lammps_al.bench.selection import bench_selection, selection_lines
 
@@ -67,8 +69,8 @@ def run(args) -> int:
     elif args.what == "otf":
         from lammps_al.bench.otf import bench_otf, update_lines
 
-        lines = bench_otf(potentials, shipped_dir("in_files"), reps=args.reps if args.reps != 10 else 4,
-                          steps=args.steps if args.steps != 50 else 2000, repeat=args.repeat, nprocs=args.nprocs)
+        lines = bench_otf(potentials, shipped_dir("in_files"), reps=args.reps or 4, steps=args.steps or 2000,
+                          repeat=args.repeat, nprocs=args.nprocs)
         if args.csv is not None:
             lines += update_lines(args.csv)
     elif args.what == "explore":
