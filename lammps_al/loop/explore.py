@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from lammps_al.core import runtime
-from lammps_al.core.errors import ConfigError, LammpsAlError, LoopError
+from lammps_al.core.errors import LammpsAlError, LoopError
 from lammps_al.core.io import atomic_write_text
 from lammps_al.core.lammps_log import read_coexistence
 from lammps_al.core.progress import ProgressBar

@@ -14,15 +14,16 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from lammps_al.core.errors import FitError, LammpsAlError
+from lammps_al.core.errors import LammpsAlError
 from lammps_al.core.potential import COEFFICIENTS, COVARIANCE, Potential, command_line, now, save
 from lammps_al.core.records import LabelRecord, read_flagged
 from lammps_al.models.registry import calibration_key, model_class
 from lammps_al.otf.config import OTFSettings
 from lammps_al.train.config import Config
 from lammps_al.train.dataset import config_hash
-from lammps_al.train.descriptors import SnapWorker, design_matrix
-from lammps_al.train.fitters import candidates_of, column_index, default_candidates, row_weights
+from lammps_al.train.descriptors import SnapWorker
+from lammps_al.train.fitters import (candidates_of, column_index, default_candidates, evidence_scores,
+                                     weighted_design)
 from lammps_al.train.label import compute_labels, labelled_copy
 from lammps_al.train.oracles import OracleSpec, make_calculator
 from lammps_al.train.solvers import BayesianUpdate, solve_bayes_gram
@@ -78,9 +79,7 @@ class Learner:
 
     def rows(self, configs: list[Atoms]):
         blocks = [self.worker.compute(a, str(a.info.get("source", "configuration"))) for a in configs]
-        dm = design_matrix(configs, blocks, self.settings, energy=self.config.fit.energy,
-                           force=self.config.fit.force, stress=self.config.fit.stress)
-        w = row_weights(dm, configs, self.config)
+        dm, w = weighted_design(self.config, configs, blocks, self.settings)
         keep = w > 0
         return dm.A[keep], dm.b[keep], w[keep], dm.kind[keep]
 
@@ -122,9 +121,11 @@ class Learner:
             for atoms in starting_set(self.template.elements[0], size=self.otf.start):
                 self.label(atoms, "start")
         done = self.store.labelled_keys()
-        leftover = [e for e in read_flagged(self.flagged, existing_only=True)]
-        self.seen_entries = len(read_flagged(self.flagged))
-        for entry in leftover:                      # flagged by a run that was killed before it labelled them
+        entries = read_flagged(self.flagged)
+        self.seen_entries = len(entries)
+        for entry in entries:                       # flagged by a run that was killed before it labelled them
+            if not (self.flagged / entry.file).is_file():
+                continue
             atoms = _read(self.flagged / entry.file)
             if (config_hash(atoms), self.oracle_hash) not in done:
                 self.label(atoms, self.otf.group)
@@ -201,20 +202,14 @@ class Learner:
         mean = u.b_sum / u.rows
         variance = max(u.btb / u.rows - mean**2, 0.0)
         if maximise or self.chosen is None:
-            scores = {}
-            for name, idx in self.columns.items():
-                try:
-                    r = solve_bayes_gram(u.G[np.ix_(idx, idx)], u.Atb[idx], u.btb, u.rows, b_variance=variance)
-                except FitError:
-                    continue
-                if r.info["gamma"] <= 0.5 * u.rows:
-                    scores[name] = (r.info["log_evidence"], r)
+            scores = {name: r for name, r in evidence_scores(u.G, u.Atb, u.btb, u.rows, self.columns,
+                                                             variance).items() if r is not None}
             if not scores:
                 raise LammpsAlError(f"no candidate model can be fitted to the {u.rows} rows of "
                                     f"{self.store.manifest}: label more configurations or give smaller [fit] "
                                     f"candidates")
-            self.chosen = max(scores, key=lambda name: scores[name][0])
-            result = scores[self.chosen][1]
+            self.chosen = max(scores, key=lambda name: scores[name].info["log_evidence"])
+            result = scores[self.chosen]
             self.alpha, self.beta = result.prior_precision, result.noise_precision
         else:
             idx = self.columns[self.chosen]

@@ -96,21 +96,7 @@ class SNAPFitter:
         if config.descriptor is None:
             raise ConfigError(f"{config.source} has no [descriptor] section: a fit needs the SNAP settings")
         settings = self.model_cls.descriptor_settings(config.descriptor)
-        timings = {}
-        t0 = time.perf_counter()
-        bar = ProgressBar(len(configs), "descriptors", enabled=show_progress)
-        blocks = compute_blocks(configs, settings, config.reference, workers=config.fit.workers,
-                                progress=lambda i, n: bar.update())
-        bar.close()
-        t1 = time.perf_counter()
-        timings["descriptors"] = t1 - t0
-        dm = design_matrix(configs, blocks, settings, energy=config.fit.energy, force=config.fit.force,
-                           stress=config.fit.stress)
-        w = row_weights(dm, configs, config)
-        train_rows = ~test[dm.config]
-        if not np.any(w[train_rows]):
-            raise FitError(f"all training rows have zero weight: check [groups] in {config.source}")
-        keep = train_rows & (w > 0)
+        blocks, dm, w, train_rows, keep, timings, t1 = training_rows(config, configs, test, settings, show_progress)
         result = solve(dm.A[keep], dm.b[keep], w[keep], config.fit.solver, **solver_options(config.fit))
         metrics = error_metrics(dm, dm.A @ result.coefficients, configs, test)
         timings["solve"] = time.perf_counter() - t1
@@ -127,7 +113,52 @@ class SNAPFitter:
                         train_rows=train_rows, solver_options=solver_options(config.fit))
 
 
+def weighted_design(config, configs: list[Atoms], blocks: list[DescriptorBlock], settings) -> tuple:
+    """The design matrix of ``configs`` (the config's energy/force/stress switches) and its row weights."""
+    dm = design_matrix(configs, blocks, settings, energy=config.fit.energy, force=config.fit.force,
+                       stress=config.fit.stress)
+    return dm, row_weights(dm, configs, config)
+
+
+def training_rows(config, configs: list[Atoms], test: np.ndarray, settings, show_progress: bool) -> tuple:
+    """Descriptors (timed, with a progress bar), the weighted design matrix and the rows a fit uses: returns
+    (blocks, design matrix, weights, training rows, rows kept (training and weight > 0), timings, and the
+    ``time.perf_counter()`` at which the descriptors were done: the fit's "solve" time counts from there)."""
+    t0 = time.perf_counter()
+    bar = ProgressBar(len(configs), "descriptors", enabled=show_progress)
+    blocks = compute_blocks(configs, settings, config.reference, workers=config.fit.workers,
+                            progress=lambda i, n: bar.update())
+    bar.close()
+    t1 = time.perf_counter()
+    timings = {"descriptors": t1 - t0}
+    dm, w = weighted_design(config, configs, blocks, settings)
+    train_rows = ~test[dm.config]
+    if not np.any(w[train_rows]):
+        raise FitError(f"all training rows have zero weight: check [groups] in {config.source}")
+    return blocks, dm, w, train_rows, train_rows & (w > 0), timings, t1
+
+
 # ---- choosing the model by the evidence ---------------------------------------------------------------
+
+def evidence_scores(G: np.ndarray, Atb: np.ndarray, btb: float, n: int, columns: dict, b_variance: float,
+                    alpha: float | None = None, beta: float | None = None) -> dict:
+    """Each candidate's Bayesian posterior from the Gram matrix of the weighted rows (its columns ``columns[name]``),
+    or None where it cannot be fitted or is left out: a candidate whose fit uses more than half the rows as
+    well-determined parameters (gamma > n / 2) can nearly interpolate them, and its evidence runs off with its
+    noise precision. Shared by :class:`SelectingFitter` and on-the-fly learning (:mod:`lammps_al.otf`)."""
+    from lammps_al.train.solvers import solve_bayes_gram
+
+    out = {}
+    for name, idx in columns.items():
+        try:
+            r = solve_bayes_gram(G[np.ix_(idx, idx)], Atb[idx], btb, n, alpha=alpha, beta=beta,
+                                 b_variance=b_variance)
+        except FitError:
+            out[name] = None
+            continue
+        out[name] = r if r.info["gamma"] <= 0.5 * n else None
+    return out
+
 
 SELECTABLE = ("linear", "quadratic")     # model kinds whose feature columns compute snap makes
 
@@ -225,21 +256,7 @@ class SelectingFitter:
         top = max(c.twojmax for c in candidates)
         settings = config.descriptor.with_quadratic(any(c.kind == "quadratic" for c in candidates))
         settings = type(settings).from_dict({**settings.to_dict(), "twojmax": top})
-        timings = {}
-        t0 = time.perf_counter()
-        bar = ProgressBar(len(configs), "descriptors", enabled=show_progress)
-        blocks = compute_blocks(configs, settings, config.reference, workers=config.fit.workers,
-                                progress=lambda i, n: bar.update())
-        bar.close()
-        t1 = time.perf_counter()
-        timings["descriptors"] = t1 - t0
-        dm = design_matrix(configs, blocks, settings, energy=config.fit.energy, force=config.fit.force,
-                           stress=config.fit.stress)
-        w = row_weights(dm, configs, config)
-        train_rows = ~test[dm.config]
-        if not np.any(w[train_rows]):
-            raise FitError(f"all training rows have zero weight: check [groups] in {config.source}")
-        keep = train_rows & (w > 0)
+        blocks, dm, w, train_rows, keep, timings, t1 = training_rows(config, configs, test, settings, show_progress)
         columns = {c.name: column_index(settings, c) for c in candidates}
         if config.fit.solver == "bayes":
             criterion, scores = "log evidence", self._evidence(dm, w, keep, columns, config.fit)
@@ -276,20 +293,12 @@ class SelectingFitter:
 
     @staticmethod
     def _evidence(dm, w, keep, columns, fit) -> dict[str, float]:
-        from lammps_al.train.solvers import gram, solve_bayes_gram
+        from lammps_al.train.solvers import gram
 
         G, Atb, btb, n = gram(dm.A[keep], dm.b[keep], w[keep])
-        variance = float(np.var(dm.b[keep] * w[keep]))
-        scores = {}
-        for name, idx in columns.items():
-            try:
-                r = solve_bayes_gram(G[np.ix_(idx, idx)], Atb[idx], btb, n, alpha=fit.alpha, beta=fit.beta,
-                                     b_variance=variance)
-            except FitError:
-                scores[name] = -np.inf
-                continue
-            scores[name] = r.info["log_evidence"] if r.info["gamma"] <= 0.5 * n else -np.inf
-        return scores
+        results = evidence_scores(G, Atb, btb, n, columns, float(np.var(dm.b[keep] * w[keep])), fit.alpha,
+                                  fit.beta)
+        return {name: (r.info["log_evidence"] if r is not None else -np.inf) for name, r in results.items()}
 
     @staticmethod
     def _cross_validation(dm, w, keep, columns, fit, configs, folds: int = 5) -> dict[str, float]:

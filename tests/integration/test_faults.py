@@ -124,6 +124,16 @@ def test_sigkill_in_a_stage_then_resume_loses_and_duplicates_nothing(tmp_path, l
     check_state(config)
 
 
+def wait_until_exploring(tmp_path: Path, proc: subprocess.Popen, also: Path | None = None) -> Path:
+    """The run.pid of the loop's exploration run once it exists (and ``also``), the loop still running."""
+    pidfile = tmp_path / "state" / "iter_000" / "explore" / "melt" / "run.pid"
+    deadline = time.monotonic() + 600
+    while not (pidfile.is_file() and (also is None or also.is_file())) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[0][-3000:]
+        time.sleep(0.5)
+    return pidfile
+
+
 def _group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -136,12 +146,8 @@ def _group_alive(pgid: int) -> bool:
 def test_sigkill_while_exploring_leaves_no_orphan_writing_into_the_resumed_loop(tmp_path, lammps_install, how):
     config = loop_config(tmp_path, steps=200000, nprocs=2, long=True)       # a run that would go on for many minutes
     proc = start_loop(tmp_path, ["loop", str(config), "--no-progress"])
-    pidfile = tmp_path / "state" / "iter_000" / "explore" / "melt" / "run.pid"
     runlog = run_log_path(tmp_path / "state" / "iter_000" / "flagged", "melt")
-    deadline = time.monotonic() + 600
-    while not (pidfile.is_file() and runlog.is_file()) and time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()[0][-3000:]
-        time.sleep(0.5)
+    pidfile = wait_until_exploring(tmp_path, proc, also=runlog)
     assert runlog.is_file(), "the exploration run never started"
     orphan = json.loads(pidfile.read_text())["pgid"]
     if how == "group":
@@ -169,11 +175,7 @@ def test_sigkill_while_exploring_leaves_no_orphan_writing_into_the_resumed_loop(
 def test_sigterm_stops_the_loop_and_its_exploration_jobs(tmp_path, lammps_install):
     config = loop_config(tmp_path, steps=200000, nprocs=2, long=True)
     proc = start_loop(tmp_path, ["loop", str(config), "--no-progress"])
-    pidfile = tmp_path / "state" / "iter_000" / "explore" / "melt" / "run.pid"
-    deadline = time.monotonic() + 600
-    while not pidfile.is_file() and time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()[0][-3000:]
-        time.sleep(0.5)
+    pidfile = wait_until_exploring(tmp_path, proc)
     job = json.loads(pidfile.read_text())["pgid"]
     time.sleep(2.0)
     proc.send_signal(signal.SIGTERM)
@@ -190,12 +192,8 @@ def test_sigterm_stops_the_loop_and_its_exploration_jobs(tmp_path, lammps_instal
 def test_a_second_loop_in_a_running_loop_s_workdir_is_refused(tmp_path, lammps_install):
     config = loop_config(tmp_path, steps=200000, nprocs=1, long=True)
     proc = start_loop(tmp_path, ["loop", str(config), "--no-progress"])
-    pidfile = tmp_path / "state" / "iter_000" / "explore" / "melt" / "run.pid"
     try:
-        deadline = time.monotonic() + 600
-        while not pidfile.is_file() and time.monotonic() < deadline:
-            assert proc.poll() is None, proc.communicate()[0][-3000:]
-            time.sleep(0.5)
+        wait_until_exploring(tmp_path, proc)
         second = start_loop(tmp_path, ["loop", str(config), "--resume", "--no-progress"])
         out, _ = second.communicate(timeout=120)
         assert second.returncode == 2, out

@@ -64,7 +64,6 @@ def test_the_store_refits_to_the_in_run_model_and_a_second_run_resumes_from_it(t
     gives the final in-run model (to 1e-4: see below); a second run in the same folder starts from every label of the
     first and labels nothing twice."""
     from lammps_al.core.records import read_label_records
-    from lammps_al.train.refit import fit_potential  # noqa: F401 (the batch path lammps-al fit takes)
     from lammps_al.cli import main
 
     work, _ = otf_run(tmp_path, "run")

@@ -140,22 +140,30 @@ def test_out_of_domain_cells_score_far_above_training_like_ones(runner):
     assert liquid["max_sigma"] >= 10 * median, (liquid["max_sigma"], median)
 
 
-def test_empty_rank_runs_to_the_end_with_the_serial_energies(runner):
-    """A slab in the lower half of a tall box on a 1x1x2 grid: rank 1 owns no atoms, and MD still runs."""
-    slab = fcc100("Al", size=(3, 3, 4), a=4.05, vacuum=0.0, periodic=True)
+def empty_ranks_match_serial(runner, size: tuple[int, int, int], height: float, shift: float, nprocs: int,
+                             forces: bool = False) -> None:
+    """A slab at the bottom of a tall box on a 1x1xN grid (the upper ranks own no atoms): MD runs to the end
+    with the serial energies and sigma (and forces) by atom ID, for both shipped potentials."""
+    slab = fcc100("Al", size=size, a=4.05, vacuum=0.0, periodic=True)
     cell = slab.cell.array.copy()
-    cell[2, 2] = 40.0
+    cell[2, 2] = height
     slab.set_cell(cell)
-    slab.positions[:, 2] += 2.0
+    slab.positions[:, 2] += shift
     md = "velocity all create 300 5 mom yes\nfix nve all nve"
     for name in ("Al_linear", "Al_quadratic"):
         snippet = POTENTIALS / f"{name}.mliappy.lammps"
         serial = run_cell(runner, slab, snippet, steps=20, md=md)
-        parallel = run_cell(runner, slab, snippet, nprocs=2, steps=20, md=md, procs="processors 1 1 2")
-        log = (runner.workdir / "log.lammps").read_text()
-        assert "1 by 1 by 2 MPI processor grid" in log
+        parallel = run_cell(runner, slab, snippet, nprocs=nprocs, steps=20, md=md, procs=f"processors 1 1 {nprocs}")
+        assert f"1 by 1 by {nprocs} MPI processor grid" in (runner.workdir / "log.lammps").read_text()
         assert parallel["energy"] == pytest.approx(serial["energy"], rel=1e-10)
+        if forces:
+            np.testing.assert_allclose(parallel["forces"], serial["forces"], rtol=1e-7, atol=1e-9)
         np.testing.assert_allclose(parallel["sigma"], serial["sigma"], rtol=1e-8)
+
+
+def test_empty_rank_runs_to_the_end_with_the_serial_energies(runner):
+    """A slab in the lower half of a tall box on a 1x1x2 grid: rank 1 owns no atoms, and MD still runs."""
+    empty_ranks_match_serial(runner, (3, 3, 4), 40.0, 2.0, nprocs=2)
 
 
 def lammps_error(proc) -> str:
@@ -256,17 +264,4 @@ def test_four_ranks_on_a_triclinic_cell_with_zbl_overlaid_match_serial(runner, t
 @pytest.mark.mpi
 def test_four_ranks_with_three_empty_match_serial(runner):
     """A small slab at the bottom of a tall box on a 1x1x4 grid: three of four ranks own no atoms."""
-    slab = fcc100("Al", size=(2, 2, 3), a=4.05, vacuum=0.0, periodic=True)
-    cell = slab.cell.array.copy()
-    cell[2, 2] = 60.0
-    slab.set_cell(cell)
-    slab.positions[:, 2] += 1.0
-    md = "velocity all create 300 5 mom yes\nfix nve all nve"
-    for name in ("Al_linear", "Al_quadratic"):
-        snippet = POTENTIALS / f"{name}.mliappy.lammps"
-        serial = run_cell(runner, slab, snippet, steps=20, md=md)
-        parallel = run_cell(runner, slab, snippet, nprocs=4, steps=20, md=md, procs="processors 1 1 4")
-        assert "1 by 1 by 4 MPI processor grid" in (runner.workdir / "log.lammps").read_text()
-        assert parallel["energy"] == pytest.approx(serial["energy"], rel=1e-10)
-        np.testing.assert_allclose(parallel["forces"], serial["forces"], rtol=1e-7, atol=1e-9)
-        np.testing.assert_allclose(parallel["sigma"], serial["sigma"], rtol=1e-8)
+    empty_ranks_match_serial(runner, (2, 2, 3), 60.0, 1.0, nprocs=4, forces=True)
