@@ -112,11 +112,37 @@ def _make_gpaw(settings: dict, serial: bool = False):
 EAM_STYLES = ("eam", "eam/alloy", "eam/fs")
 
 
+def eam_file_elements(path: Path) -> list[str] | None:
+    """The elements a setfl file (eam/alloy, eam/fs: line 4 is "N El1 ... ElN") has; None for a funcfl
+    (plain eam) file, which names none."""
+    if path.name.endswith((".eam",)) and not path.name.endswith((".eam.alloy", ".eam.fs")):
+        return None
+    try:
+        with open(path, errors="replace") as f:
+            lines = [f.readline() for _ in range(4)]
+        words = lines[3].split()
+        n = int(words[0])
+        if n < 1 or len(words) < n + 1:
+            raise ValueError
+    except (OSError, ValueError, IndexError):
+        raise OracleError(f"eam oracle: {path} is not a setfl potential file (line 4 must be 'N El1 ... ElN')") \
+            from None
+    return words[1:n + 1]
+
+
 def _check_eam(settings: dict) -> None:
-    _eam_file(settings)
+    path = _eam_file(settings)
     elements = settings.get("elements", ["Al"])
     if not isinstance(elements, list) or not elements or not all(isinstance(e, str) for e in elements):
         raise OracleError(f"eam oracle: setting elements must be a list of chemical symbols, got {elements!r}")
+    style = settings.get("pair_style") or ""
+    if style != "eam":
+        has = eam_file_elements(path)
+        missing = [e for e in elements if has is not None and e not in has]
+        if missing:
+            raise OracleError(f"eam oracle: {path} has no {', '.join(missing)}: it is a potential for {has}; set "
+                              f"[oracle.settings] elements to elements it has, or choose a file that has "
+                              f"{', '.join(missing)}")
     style = settings.get("pair_style", "")
     if style and style not in EAM_STYLES:
         raise OracleError(f"eam oracle: setting pair_style must be one of {list(EAM_STYLES)} (or left out: chosen by "
@@ -149,6 +175,18 @@ REGISTRY: dict[str, tuple[Callable, frozenset, Callable[[dict], None]]] = {
     "gpaw": (_make_gpaw, frozenset({"ecut", "xc", "kpoint_density", "smearing", "maxiter", "spinpol", "txt"}),
              _check_gpaw),
 }
+
+
+def check_elements(spec: OracleSpec, elements) -> None:
+    """An oracle that names its elements (eam) must have every element of the potential to be fitted."""
+    if spec.name != "eam":
+        return
+    named = list(dict(spec.settings).get("elements", ["Al"]))
+    missing = [e for e in elements if e not in named]
+    if missing:
+        raise OracleError(f"eam oracle: [oracle.settings] elements {named} lack {', '.join(missing)} of the "
+                          f"[descriptor] elements {list(elements)}: name every element the potential has, in "
+                          f"the same order, e.g. elements = {list(elements)}")
 
 
 def check_spec(spec: OracleSpec) -> None:

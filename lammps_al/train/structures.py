@@ -187,12 +187,102 @@ def minimal_set(element: str = "Al", seed: int = 0) -> list[Atoms]:
     return out
 
 
+def _vegard_cubic(volumes: list[float], atoms_per_cell: int) -> float:
+    """The cubic lattice constant of a cell of ``atoms_per_cell`` atoms whose volume per atom is the mean of
+    ``volumes`` (Vegard's rule: a first guess the loop's model corrects)."""
+    return (atoms_per_cell * float(np.mean(volumes))) ** (1 / 3)
+
+
+def c16_cell(host: str, solute: str, a: float, c: float, x: float = 0.1581, conventional_cell: bool = False) -> Atoms:
+    """The C16 (theta-Al2Cu, I4/mcm) structure of ``host``2``solute``: the 6-atom primitive cell of the
+    body-centred tetragonal lattice (conventional a, c; solute at 4a (0, 0, 1/4), host at 8h (x, x+1/2, 0)),
+    or the 12-atom conventional (orthogonal) cell. For Al2Cu: a = 6.067, c = 4.877 A, x = 0.1581 (Meetsma et
+    al., J. Solid State Chem. 83, 370 (1989))."""
+    conventional = [(solute, (0, 0, 0.25)), (solute, (0, 0, 0.75))]
+    conventional += [(host, (u, v, 0)) for u, v in ((x, x + .5), (-x, -x + .5), (-x + .5, x), (x + .5, -x))]
+    centred = [(e, (f[0] + .5, f[1] + .5, f[2] + .5)) for e, f in conventional]
+    if conventional_cell:
+        return Atoms(symbols=[e for e, _ in conventional + centred],
+                     scaled_positions=np.array([f for _, f in conventional + centred]) % 1.0, cell=[a, a, c], pbc=True)
+    cart = np.array([f for _, f in conventional + centred]) * [a, a, c]
+    primitive = np.array([[-a / 2, a / 2, c / 2], [a / 2, -a / 2, c / 2], [a / 2, a / 2, -c / 2]])
+    frac = np.linalg.solve(primitive.T, cart.T).T % 1.0
+    symbols, kept = [], []
+    for (e, _), f in zip(conventional + centred, frac):
+        if not any(np.allclose((f - g + 0.5) % 1.0 - 0.5, 0, atol=1e-6) for g in kept):
+            symbols.append(e)
+            kept.append(f)
+    atoms = Atoms(symbols=symbols, scaled_positions=np.array(kept), cell=primitive, pbc=True)
+    if len(atoms) != 6:
+        raise AssertionError(f"C16 primitive cell has {len(atoms)} atoms, expected 6")
+    return atoms
+
+
+def binary_minimal_set(elements: tuple[str, str], seed: int = 0) -> list[Atoms]:
+    """Thirteen cells of at most eight atoms for a binary A-B (A the host, the first element): each pure element
+    as fcc at 0.98 and 1.02 of its lattice constant (from ASE's atomic volume), the host as bcc and hcp (the
+    crystals the loop compares to find its ground state), the ordered compounds L1_2 A3B
+    and AB3, L1_0 and B2 AB and C16 A2B (theta-Al2Cu's structure) at Vegard's volume (C16 also 5 % smaller),
+    and a 2x1x1 fcc cell of A with one B atom, rattled harder. Lightly rattled; no MD, defects or liquid."""
+    from lammps_al.core.elements import element_data
+
+    a_el, b_el = elements
+    va, vb = element_data(a_el).volume, element_data(b_el).volume
+    rng = np.random.default_rng(seed)
+
+    def rattled(atoms: Atoms, amplitude: float, kind: str) -> Atoms:
+        atoms.rattle(amplitude, seed=int(rng.integers(1 << 30)))
+        return _tag(atoms, kind)
+
+    out = []
+    for el, v in ((a_el, va), (b_el, vb)):
+        out += [rattled(bulk(el, "fcc", a=(4 * v) ** (1 / 3) * s, cubic=True), 0.04, f"fcc-{el}") for s in (0.98, 1.02)]
+    a_hcp = (2 * va / (3**0.5 / 2 * 1.633)) ** (1 / 3)
+    out.append(rattled(bulk(a_el, "bcc", a=(2 * va) ** (1 / 3), cubic=True), 0.04, f"bcc-{a_el}"))
+    out.append(rattled(bulk(a_el, "hcp", a=a_hcp, c=1.633 * a_hcp), 0.04, f"hcp-{a_el}"))
+    for n_b, kind in ((1, f"L12-{a_el}3{b_el}"), (3, f"L12-{a_el}{b_el}3")):
+        cell = bulk(a_el, "fcc", a=_vegard_cubic([va] * (4 - n_b) + [vb] * n_b, 4), cubic=True)
+        cell.symbols[:n_b] = b_el if n_b == 1 else [b_el] * n_b
+        if n_b == 3:                     # AB3: the corner atom A, the face centres B
+            cell.symbols[:] = [a_el, b_el, b_el, b_el]
+        out.append(rattled(cell, 0.04, kind))
+    l10 = bulk(a_el, "fcc", a=_vegard_cubic([va, vb], 4), cubic=True)
+    l10.symbols[:] = [a_el, b_el, b_el, a_el]             # alternate (001) planes: A at z=0, B at z=a/2
+    out.append(rattled(l10, 0.04, f"L10-{a_el}{b_el}"))
+    b2 = Atoms([a_el, b_el], scaled_positions=[(0, 0, 0), (.5, .5, .5)], cell=[_vegard_cubic([va, vb], 2)] * 3,
+               pbc=True)
+    out.append(rattled(b2, 0.04, f"B2-{a_el}{b_el}"))
+    v_c16 = (2 * va + vb) / 3
+    scale = (12 * v_c16 / (6.067**2 * 4.877)) ** (1 / 3)
+    for s in (1.0, 0.95 ** (1 / 3)):
+        out.append(rattled(c16_cell(a_el, b_el, 6.067 * scale * s, 4.877 * scale * s), 0.04,
+                           f"C16-{a_el}2{b_el}"))
+    solute = bulk(a_el, "fcc", a=(4 * va) ** (1 / 3), cubic=True).repeat((2, 1, 1))
+    solute.symbols[0] = b_el
+    out.append(rattled(random_strain(solute, 0.02, rng), 0.1, f"solute-{b_el}-in-{a_el}"))
+    for atoms in out:
+        atoms.info["seed"] = seed
+    return out
+
+
 START_SIZES = ("minimal", "small", "standard")
 
 
-def starting_set(element: str = "Al", seed: int = 0, liquid: bool = True, size: str = "standard") -> list[Atoms]:
+def starting_set(element: str | tuple[str, ...] = "Al", seed: int = 0, liquid: bool = True,
+                 size: str = "standard") -> list[Atoms]:
     """``size`` "minimal" (ten cells of <= 8 atoms, crystal prototypes only), "small" (<= 8 atoms with a
-    vacancy and a slab, for DFT) or "standard" (crystals up to 32 atoms, slabs, EAM liquid)."""
+    vacancy and a slab, for DFT) or "standard" (crystals up to 32 atoms, slabs, EAM liquid). ``element`` may
+    be the tuple of a potential's elements: two give the binary minimal start (:func:`binary_minimal_set`),
+    the only size there is for a binary."""
+    elements = (element,) if isinstance(element, str) else tuple(element)
+    if len(elements) == 2:
+        if size != "minimal":
+            raise ConfigError(f"starting set size {size!r} is for one element; a binary {list(elements)} starts "
+                              f"from start_size = \"minimal\"")
+        return binary_minimal_set(elements, seed=seed)
+    if len(elements) > 2:
+        raise ConfigError(f"starting structures exist for one or two elements, got {list(elements)}")
+    element = elements[0]
     if size == "minimal":
         return minimal_set(element, seed=seed)
     if size == "small":

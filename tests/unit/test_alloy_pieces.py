@@ -1,0 +1,111 @@
+"""The pieces of a binary that need no LAMMPS: the minimal start, the C16 cell, data files with two types, the
+oracle's element checks."""
+
+import numpy as np
+import pytest
+from ase.build import bulk
+
+from lammps_al.core.errors import ConfigError, LammpsAlError
+from lammps_al.train.structures import binary_minimal_set, c16_cell, starting_set
+
+
+def test_the_binary_minimal_start_is_small_cells_of_both_elements_and_ordered_compounds():
+    cells = starting_set(("Al", "Cu"), seed=3, size="minimal")
+    assert len(cells) == 13
+    assert max(len(a) for a in cells) <= 8
+    kinds = {a.info["kind"] for a in cells}
+    assert {"fcc-Al", "fcc-Cu", "bcc-Al", "hcp-Al", "L12-Al3Cu", "L12-AlCu3", "L10-AlCu", "B2-AlCu", "C16-Al2Cu",
+            "solute-Cu-in-Al"} == kinds
+    for a in cells:
+        d = a.get_all_distances(mic=True)
+        assert d[d > 0].min() > 2.0, a.info["kind"]          # no overlapping atoms after the rattle
+        assert set(a.get_chemical_symbols()) <= {"Al", "Cu"}
+    c16 = [a for a in cells if a.info["kind"] == "C16-Al2Cu"]
+    assert all(a.get_chemical_symbols().count("Al") == 4 for a in c16)
+    # seeded
+    again = binary_minimal_set(("Al", "Cu"), seed=3)
+    assert all(np.array_equal(a.positions, b.positions) for a, b in zip(cells, again))
+
+
+def test_the_c16_cells_are_theta_al2cu():
+    """Primitive (6 atoms) and conventional (12) cells hold the same structure: same volume per atom, Al2Cu,
+    nearest Al-Cu distance 2.59 A at the measured lattice (Meetsma et al. 1989: 2.588 A)."""
+    prim = c16_cell("Al", "Cu", 6.067, 4.877)
+    conv = c16_cell("Al", "Cu", 6.067, 4.877, conventional_cell=True)
+    assert len(prim) == 6 and len(conv) == 12
+    assert prim.get_volume() / 6 == pytest.approx(conv.get_volume() / 12)
+    for cell in (prim, conv):
+        s = np.array(cell.get_chemical_symbols())
+        d = cell.get_all_distances(mic=True)
+        assert d[np.ix_(s == "Cu", s == "Al")].min() == pytest.approx(2.588, abs=0.01)
+        assert (s == "Al").sum() == 2 * (s == "Cu").sum()
+
+
+def test_a_binary_starts_only_from_the_minimal_set():
+    with pytest.raises(ConfigError, match="binary.*minimal"):
+        starting_set(("Al", "Cu"), size="standard")
+    with pytest.raises(ConfigError, match="one or two elements"):
+        starting_set(("Al", "Cu", "Mg"), size="minimal")
+
+
+def test_a_halting_configuration_of_a_binary_keeps_its_types():
+    from lammps_al.core.errors import LoopError
+    from lammps_al.loop.explore import lammps_data
+
+    atoms = bulk("Al", "fcc", a=4.05, cubic=True)
+    atoms.symbols[2] = "Cu"
+    text = lammps_data(atoms, ["Al", "Cu"])
+    assert "2 atom types" in text
+    rows = text.split("Atoms # atomic")[1].split("Velocities")[0].split("\n")
+    assert [r.split()[1] for r in rows if r.strip()] == ["1", "1", "2", "1"]
+    pure = bulk("Al", "fcc", a=4.05, cubic=True)
+    assert "2 atom types" in lammps_data(pure, ["Al", "Cu"])     # a pure cell of a binary potential: still 2
+    with pytest.raises(LoopError, match="Cu.*lack"):
+        lammps_data(atoms, ["Al"])
+
+
+def test_an_eam_oracle_must_have_every_element(tmp_path):
+    from lammps_al.train.oracles import OracleSpec, check_elements, eam_file_elements
+
+    setfl = tmp_path / "x.eam.alloy"
+    setfl.write_text("c1\nc2\nc3\n2 Al Ni\n")
+    assert eam_file_elements(setfl) == ["Al", "Ni"]
+    from lammps_al.train.oracles import check_spec
+
+    with pytest.raises(LammpsAlError, match=r"x\.eam\.alloy has no Cu.*\['Al', 'Ni'\]"):
+        check_spec(OracleSpec("eam", {"potential": str(setfl), "elements": ["Al", "Cu"]}))
+    check_spec(OracleSpec("eam", {"potential": str(setfl), "elements": ["Al", "Ni"]}))
+    with pytest.raises(LammpsAlError, match=r"lack Cu of the \[descriptor\] elements"):
+        check_elements(OracleSpec("eam", {"potential": str(setfl), "elements": ["Al"]}), ("Al", "Cu"))
+    bad = tmp_path / "y.eam.fs"
+    bad.write_text("c1\nc2\nc3\nnot a count\n")
+    with pytest.raises(LammpsAlError, match="not a setfl"):
+        check_spec(OracleSpec("eam", {"potential": str(bad), "elements": ["Al"]}))
+
+
+def test_element_force_weights_scale_the_force_rows_of_that_element(tmp_path):
+    """[groups.NAME] element_force_weights multiplies the weight of each force row by its atom's element's
+    factor; energy and stress rows and other groups keep theirs."""
+    from lammps_al.train.config import load_config
+    from lammps_al.train.descriptors import DesignMatrix
+    from lammps_al.train.fitters import row_weights
+
+    path = tmp_path / "fit.toml"
+    path.write_text("[descriptor]\nelements = ['Al', 'Cu']\ntwojmax = 2\nrcutfac = 4.5\nradelem = [0.5, 0.5]\n"
+                    "wj = [1.0, 0.8]\n[groups.default]\nforce_weight = 2.0\nenergy_weight = 5.0\n"
+                    "element_force_weights = { Cu = 3.0 }\n[groups.other]\nforce_weight = 1.0\n")
+    config = load_config(path)
+    a = bulk("Al", "fcc", a=4.05, cubic=True)
+    a.symbols[1] = "Cu"
+    b = a.copy()
+    b.info["group"] = "other"
+    # rows: energy of a, 4 atoms x 3 force rows of a, then the same for b
+    kind = np.array([0] + [1] * 12 + [0] + [1] * 12)
+    config_of = np.array([0] * 13 + [1] * 13)
+    atom = np.array([-1] + [i // 3 for i in range(12)] + [-1] + [i // 3 for i in range(12)])
+    dm = DesignMatrix(A=np.zeros((26, 1)), b=np.zeros(26), kind=kind, config=config_of, natoms=np.array([4, 4]),
+                      atom=atom)
+    w = row_weights(dm, [a, b], config)
+    assert w[0] == 5.0
+    np.testing.assert_array_equal(w[1:13], [2.0] * 3 + [6.0] * 3 + [2.0] * 6)    # atom 1 is Cu
+    np.testing.assert_array_equal(w[14:], [1.0] * 12)                             # the other group: no factor
