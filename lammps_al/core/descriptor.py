@@ -28,7 +28,10 @@ class SNAPSettings:
     """Bispectrum settings, as in a ``.snapparam`` / ML-IAP ``descriptor sna`` file.
 
     ``rcutfac`` and ``radelem`` (A, per element) give the pair cutoff rcutfac*(R_i + R_j); ``wj`` are the
-    per-element neighbour weights; ``quadraticflag`` makes ``compute snap`` add the products B_i*B_j.
+    per-element neighbour weights; ``quadraticflag`` makes ``compute snap`` add the products B_i*B_j;
+    ``chemflag`` makes the bispectrum chemistry-aware (LAMMPS's explicit multi-element SNAP, Cusentino et al.
+    2020): one set of components per ordered triple of elements, nelements^3 times as many descriptors, with
+    ``bnormflag`` set alike (as LAMMPS advises).
     """
 
     elements: tuple[str, ...]
@@ -41,6 +44,7 @@ class SNAPSettings:
     bzeroflag: int = 0
     switchflag: int = 1
     quadraticflag: int = 0
+    chemflag: int = 0
 
     def __post_init__(self):
         n = len(self.elements)
@@ -67,14 +71,27 @@ class SNAPSettings:
             values = getattr(self, name)
             if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < math.inf for v in values):
                 raise ConfigError(f"descriptor settings: {name} must be finite positive numbers, got {list(values)}")
-        for name in ("bzeroflag", "switchflag", "quadraticflag"):
+        for name in ("bzeroflag", "switchflag", "quadraticflag", "chemflag"):
             if getattr(self, name) not in (0, 1) or isinstance(getattr(self, name), bool):
                 raise ConfigError(f"descriptor settings: {name} must be 0 or 1, got {getattr(self, name)!r}")
 
     @property
+    def n_triples(self) -> int:
+        """Element triples the bispectrum is resolved by: nelements^3 with chemflag, else 1."""
+        return len(self.elements) ** 3 if self.chemflag else 1
+
+    @property
     def n_descriptors(self) -> int:
-        """Linear bispectrum components per atom."""
-        return n_bispectrum(self.twojmax)
+        """Linear bispectrum components per atom (triple-major with chemflag, as LAMMPS's SNA orders them)."""
+        return n_bispectrum(self.twojmax) * self.n_triples
+
+    def chem_keywords(self, type_elements: list[int] | None = None) -> str:
+        """compute sna/snap/snad keywords of chemflag: ``chem N`` and the element index of each atom type
+        (default: type i is element i), and bnormflag; "" without chemflag."""
+        if not self.chemflag:
+            return ""
+        types = type_elements if type_elements is not None else list(range(len(self.elements)))
+        return f"chem {len(self.elements)} {' '.join(str(t) for t in types)} bnormflag 1"
 
     @property
     def n_features(self) -> int:
@@ -102,11 +119,13 @@ class SNAPSettings:
         weights = " ".join(f"{w:.10g}" for w in self.wj)
         return (f"compute {name} all snap {self.rcutfac:.10g} {self.rfac0:.10g} {self.twojmax} {radii} {weights} "
                 f"rmin0 {self.rmin0:.10g} bzeroflag {self.bzeroflag} quadraticflag {self.quadraticflag} "
-                f"switchflag {self.switchflag} {extra}").strip()
+                f"switchflag {self.switchflag} {self.chem_keywords()} {extra}").replace("  ", " ").strip()
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["elements"], d["radelem"], d["wj"] = list(self.elements), list(self.radelem), list(self.wj)
+        if not self.chemflag:           # left out when off: files and hashes from before the setting are unchanged
+            del d["chemflag"]
         return d
 
     @classmethod

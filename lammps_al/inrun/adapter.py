@@ -27,7 +27,7 @@ import numpy as np
 
 from lammps_al.core.errors import InputScriptError, LammpsAlError, PotentialError
 from lammps_al.models.registry import DESCRIPTORS, FORCE_FEATURES
-from lammps_al.inrun.callbacks import abort_all, fail_setup, guarded, has_variable, lammps_handle, string_variable
+from lammps_al.inrun.callbacks import abort_all, fail_setup, guarded, lammps_handle, string_variable
 
 PROPERTY = "lal_sigma"
 
@@ -72,9 +72,9 @@ def check_descriptor_file(potential, path: str) -> None:
         if len(got) != len(want) or not np.allclose(got, want, rtol=1e-12, atol=0.0):
             raise PotentialError(f"descriptor file {path} has {key} {values.get(key)}, but the potential was fitted "
                                  f"with {key} {want}: use the .mliap.descriptor written with it")
-    for key in ("bzeroflag", "switchflag"):          # both 1 when the file leaves them out (ML-IAP's defaults)
-        if values.get(key, ["1"]) != [str(getattr(d, key))]:
-            raise PotentialError(f"descriptor file {path} has {key} {values.get(key, ['1'])}, but the potential "
+    for key, default in (("bzeroflag", "1"), ("switchflag", "1"), ("chemflag", "0")):   # ML-IAP's defaults
+        if values.get(key, [default]) != [str(getattr(d, key))]:
+            raise PotentialError(f"descriptor file {path} has {key} {values.get(key, [default])}, but the potential "
                                  f"was fitted with {key} {getattr(d, key)}: use the .mliap.descriptor written with it")
 
 
@@ -131,8 +131,40 @@ def check_potential(ptr, path: str, descriptor_file: str = "", elements: str = "
             raise InputScriptError(f"the box has {ntypes} atom type(s) but lal_elements = {elements!r} names "
                                    f"{len(names)}: give one element of {list(potential.elements)} (or NULL) per atom "
                                    f"type, e.g. -var lal_elements \"{' '.join([potential.elements[0]] * ntypes)}\"")
+        check_masses(lmp, names)
     except LammpsAlError as exc:
         fail_setup(str(exc), lmp)
+
+
+MASS_TOLERANCE = 0.01        # relative: a type's mass may differ this much from its element's standard mass
+
+
+def check_masses(lmp, names: list[str]) -> None:
+    """Every atom type whose mass is set already must weigh what its element in ``lal_elements`` weighs (to
+    1 %): a type map that contradicts the masses (Cu atoms with aluminium's mass) runs the wrong dynamics
+    silently. Types without a mass yet are LAMMPS's to refuse at ``run``."""
+    import ctypes
+
+    from ase.data import atomic_masses, atomic_numbers
+
+    ntypes = _atom_types(lmp)
+    if not ntypes or len(names) != ntypes:
+        return
+    pointer = lmp.extract_atom("mass", 2)              # per-type array, index 1..ntypes; 0.0 where unset
+    if not pointer:
+        return
+    masses = ctypes.cast(pointer, ctypes.POINTER(ctypes.c_double))
+    for t, name in enumerate(names, 1):
+        mass = float(masses[t])
+        if name == "NULL" or mass == 0.0:
+            continue
+        expected = float(atomic_masses[atomic_numbers[name]])
+        if abs(mass - expected) > MASS_TOLERANCE * expected:
+            heavier = min(atomic_numbers, key=lambda e: abs(atomic_masses[atomic_numbers[e]] - mass)
+                          if atomic_numbers[e] > 0 else 1e9)
+            raise InputScriptError(f"atom type {t} has mass {mass:g} g/mol but lal_elements maps it to {name} "
+                                   f"({expected:.4g} g/mol; {mass:g} is {heavier}'s): set 'mass {t} {expected:.4f}' "
+                                   f"or map type {t} to its own element in lal_elements")
 
 
 class ScoredModel:
@@ -277,10 +309,12 @@ def setup_force_scoring(lmp, potential, scorer, every: int) -> None:
     weights = {e: w for e, w in zip(potential.elements, d.wj)}
     per_type = [n if n != "NULL" else potential.elements[0] for n in elements.split()]
     _FORCE = ForceScoring(potential, scorer, types)
+    chem = d.chem_keywords([potential.elements.index(n) for n in per_type])
     lmp.commands_list([
         f"compute {SNAD_COMPUTE} all snad/atom {d.rcutfac!r} {d.rfac0!r} {d.twojmax} "
         + " ".join(repr(radii[n]) for n in per_type) + " " + " ".join(repr(weights[n]) for n in per_type)
-        + f" rmin0 {d.rmin0!r} bzeroflag {d.bzeroflag} quadraticflag {d.quadraticflag} switchflag {d.switchflag}",
+        + f" rmin0 {d.rmin0!r} bzeroflag {d.bzeroflag} quadraticflag {d.quadraticflag} switchflag {d.switchflag}"
+        + (f" {chem}" if chem else ""),
         f'python source here "from {__name__} import score_forces as lal_score_forces"',
         f"fix lal_score_force all python/invoke {every} post_force lal_score_forces"])
 
@@ -356,14 +390,27 @@ def element_map(potential, elements: str) -> np.ndarray:
     return table
 
 
+def sna_atom_command(potential, elements: str, compute_id: str = "lal_sna") -> str:
+    """``compute sna/atom`` with the potential's settings for the atom types ``elements`` names (each type the
+    radius and weight of its element; NULL types as the first element, never scored)."""
+    d = potential.descriptor
+    per_type = [n if n != "NULL" else potential.elements[0] for n in elements.split()]
+    index = [potential.elements.index(n) for n in per_type]
+    chem = d.chem_keywords(index)
+    return (f"compute {compute_id} all sna/atom {d.rcutfac!r} {d.rfac0!r} {d.twojmax} "
+            + " ".join(repr(d.radelem[i]) for i in index) + " " + " ".join(repr(d.wj[i]) for i in index)
+            + f" rmin0 {d.rmin0!r} bzeroflag {d.bzeroflag} switchflag {d.switchflag}" + (f" {chem}" if chem else ""))
+
+
 def setup_native(ptr, path: str, scorer: str = "bayes", every: int = 1, compute_id: str = "lal_sna") -> None:
     """Prepare the native-mode scorer (called once by ``NAME.snap.lammps``)."""
     global _NATIVE
     lmp = lammps_handle(ptr)
     try:
         potential, model, scoring, every = _scoring_setup(path, scorer, every)
-        types = element_map(potential, string_variable(lmp, "lal_elements")) if has_variable(lmp, "lal_elements") \
-            else None
+        elements = string_variable(lmp, "lal_elements", " ".join(potential.elements))
+        types = element_map(potential, elements)
+        lmp.command(sna_atom_command(potential, elements, compute_id))
         _NATIVE = NativeScorer(potential, model, scoring, compute_id, every=every, scorer_name=scorer,
                                type_to_element=types)
         if scoring is not None and scoring.inputs == FORCE_FEATURES:

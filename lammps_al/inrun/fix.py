@@ -36,7 +36,7 @@ from lammps_al.core.errors import InputScriptError, LammpsAlError
 from lammps_al.core.records import (RUNS_FOLDER, RunLogRow, RunStatus, append_run_log, read_training_scores,
                                     run_log_path, write_run_status)
 from lammps_al.inrun import adapter, environments
-from lammps_al.inrun.callbacks import (fail_setup, guarded, lammps_handle, mpi_comm, record_errors_in,
+from lammps_al.inrun.callbacks import (fail_setup, guarded, has_variable, lammps_handle, mpi_comm, record_errors_in,
                                        set_string_variable, string_variable)
 
 log = logging.getLogger(__name__)
@@ -393,6 +393,8 @@ def setup(ptr) -> None:
             raise InputScriptError("no lammps_al potential with per-atom scoring is loaded: include a potential "
                                    "snippet (potentials/NAME.mliappy.lammps or NAME.snap.lammps) before the fix")
         settings = settings_from_lammps(lmp, scoring)
+        if has_variable(lmp, "lal_elements"):     # masses set after the potential snippet: checked here
+            adapter.check_masses(lmp, string_variable(lmp, "lal_elements").split())
         comm = mpi_comm(lmp)
         settings.run_id = comm.bcast(settings.run_id, root=0)   # 'auto' ids differ by pid per rank
         if settings.every != scoring.every:

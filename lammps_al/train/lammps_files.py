@@ -36,7 +36,7 @@ def to_snapparam_string(p: Potential, name: str = "potential") -> str:
     d = p.descriptor
     return (f"{_header(p, name)}\nrcutfac {d.rcutfac:.17g}\ntwojmax {d.twojmax}\nrfac0 {d.rfac0:.17g}\n"
             f"rmin0 {d.rmin0:.17g}\nbzeroflag {d.bzeroflag}\nquadraticflag {d.quadraticflag}\n"
-            f"switchflag {d.switchflag}\n")
+            f"switchflag {d.switchflag}\n" + ("chemflag 1\nbnormflag 1\n" if d.chemflag else ""))
 
 
 def to_snapcoeff_string(p: Potential, name: str = "potential") -> str:
@@ -55,7 +55,7 @@ def to_mliap_descriptor_string(p: Potential, name: str = "potential") -> str:
     return (f"{_header(p, name)}\nrcutfac {d.rcutfac:.17g}\ntwojmax {d.twojmax}\nnelems {len(p.elements)}\n"
             f"elems {' '.join(p.elements)}\nradelems {' '.join(f'{r:.17g}' for r in d.radelem)}\n"
             f"welems {' '.join(f'{w:.17g}' for w in d.wj)}\nrfac0 {d.rfac0:.17g}\nrmin0 {d.rmin0:.17g}\n"
-            f"bzeroflag {d.bzeroflag}\nswitchflag {d.switchflag}\n")
+            f"bzeroflag {d.bzeroflag}\nswitchflag {d.switchflag}\n" + ("chemflag 1\nbnormflag 1\n" if d.chemflag else ""))
 
 
 def pair_lines(p: Potential, main_style: str, main_coeff: str) -> list[str]:
@@ -116,14 +116,9 @@ SCORING_OUTPUT = ("compute lal_sigma_atom all property/atom d_lal_sigma\n"
 
 def to_snap_snippet_string(p: Potential, name: str, potdir: str) -> str:
     """Native pair_style snap for the forces; descriptors (compute sna/atom) only on scoring steps."""
-    d = p.descriptor
     body = pair_lines(p, "snap", f"${{lal_potdir}}/{name}.snapcoeff ${{lal_potdir}}/{name}.snapparam "
                                  f"${{lal_elements}}")
-    radii = " ".join(f"{r:.17g}" for r in d.radelem)
-    weights = " ".join(f"{w:.17g}" for w in d.wj)
-    scoring = (f"compute lal_sna all sna/atom {d.rcutfac:.17g} {d.rfac0:.17g} {d.twojmax} {radii} {weights} "
-               f"rmin0 {d.rmin0:.17g} bzeroflag {d.bzeroflag} switchflag {d.switchflag}\n"
-               f"python lal_setup_native input 4 SELF ${{lal_potdir}}/{name}.npz ${{lal_scorer}} "
+    scoring = (f"python lal_setup_native input 4 SELF ${{lal_potdir}}/{name}.npz ${{lal_scorer}} "
                f"${{lal_score_every}} format pssi here \"from {ADAPTER} import setup_native as lal_setup_native\"\n"
                "python lal_setup_native invoke\n"
                f"python source here \"from {ADAPTER} import score_native as lal_score_native\"\n"
