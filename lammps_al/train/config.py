@@ -78,11 +78,21 @@ class GroupWeights:
     force_weight: float = 1.0
     stress_weight: float = 0.0
     test_fraction: float | None = None
+    element_force_weights: dict[str, float] = field(default_factory=dict)   # factor on the force rows of
+    #                                                  the atoms of an element (an alloy's minority element)
 
     def __post_init__(self):
         for k in ("energy_weight", "force_weight", "stress_weight"):
             if not 0 <= getattr(self, k) < math.inf:
                 raise ConfigError(f"{k} must be >= 0 and finite, got {getattr(self, k)}")
+        from ase.data import chemical_symbols
+
+        for element, factor in self.element_force_weights.items():
+            if element not in chemical_symbols[1:]:
+                raise ConfigError(f"element_force_weights: {element!r} is not a chemical symbol")
+            if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 <= factor < math.inf:
+                raise ConfigError(f"element_force_weights: the factor of {element} must be a number >= 0, got "
+                                  f"{factor!r}")
         if self.test_fraction is not None and not 0.0 <= self.test_fraction < 1.0:
             raise ConfigError(f"test_fraction must be in [0, 1), got {self.test_fraction}")
 
@@ -93,6 +103,7 @@ class FitConfig:
     candidates: tuple[str, ...] = ()           # "auto": KIND:TWOJMAX, e.g. "quadratic:6" (default: linear and
     #                                            quadratic at 2J = 2, 4, ... up to [descriptor] twojmax)
     solver: Literal["bayes", "svd", "ridge"] = "bayes"
+    selection: Literal["evidence", "cross-validation"] = "evidence"   # "auto": how candidates are compared
     alpha: float | None = None
     beta: float | None = None
     ridge_alpha: float = 1e-6
@@ -232,11 +243,14 @@ def config_from_dict(raw: dict, path: Path, extra_sections=()) -> Config:
 def check_names(config: Config) -> None:
     """What the config names exists: the oracle (and its settings, files, packages), the model kind."""
     from lammps_al.models.registry import model_class
-    from lammps_al.train.oracles import OracleSpec, check_spec
+    from lammps_al.train.oracles import OracleSpec, check_elements, check_spec
 
     try:
         if config.oracle_named:
             check_spec(OracleSpec(config.oracle.name, dict(config.oracle.settings)))
+            if config.descriptor is not None:
+                check_elements(OracleSpec(config.oracle.name, dict(config.oracle.settings)),
+                               config.descriptor.elements)
         if config.fit.model == "auto":
             from lammps_al.train.fitters import Candidate
 

@@ -50,9 +50,21 @@ class FitState:
 
 
 def row_weights(dm: DesignMatrix, configs: list[Atoms], config) -> np.ndarray:
+    """Each row's weight: its group's weight of its kind, and for a force row the factor of its atom's element
+    (``element_force_weights``; 1 for an element not named)."""
     groups = [str(a.info.get("group", "default")) for a in configs]
     table = np.array([[getattr(config.weights_for(g), f"{k}_weight") for k in KIND_NAMES] for g in groups])
-    return table[dm.config, dm.kind]
+    w = table[dm.config, dm.kind]
+    per_element = [config.weights_for(g).element_force_weights for g in groups]
+    if any(per_element) and dm.atom is not None:
+        force = np.flatnonzero((dm.kind == 1) & (dm.atom >= 0))
+        factors = [np.array([f.get(s, 1.0) for s in a.get_chemical_symbols()]) if f else None
+                   for a, f in zip(configs, per_element)]
+        for r in force:
+            f = factors[dm.config[r]]
+            if f is not None:
+                w[r] *= f[dm.atom[r]]
+    return w
 
 
 def error_metrics(dm: DesignMatrix, predicted: np.ndarray, configs: list[Atoms], test: np.ndarray) -> dict:
@@ -183,16 +195,28 @@ class Candidate:
         return cls(kind, int(j))
 
 
-def default_candidates(twojmax: int) -> list[Candidate]:
-    """Linear and quadratic SNAP at 2J = 2, 4, 6, ... up to the descriptor's twojmax (and at it)."""
+def default_candidates(twojmax: int, n_triples: int = 1) -> list[Candidate]:
+    """Linear and quadratic SNAP at 2J = 2, 4, 6, ... up to the descriptor's twojmax (and at it). With
+    chemflag (``n_triples`` element triples) quadratic only where it has at most ``MAX_QUADRATIC`` products."""
     sizes = sorted({j for j in range(2, twojmax + 1, 2)} | {twojmax})
-    return [Candidate(kind, j) for kind in SELECTABLE for j in sizes]
+    return [Candidate(kind, j) for kind in SELECTABLE for j in sizes
+            if kind == "linear" or quadratic_size(j, n_triples) <= MAX_QUADRATIC]
+
+
+MAX_QUADRATIC = 5000       # quadratic products per element a default candidate may have
+
+
+def quadratic_size(twojmax: int, n_triples: int = 1) -> int:
+    from lammps_al.core.descriptor import n_bispectrum
+
+    d = n_bispectrum(twojmax) * n_triples
+    return d * (d + 1) // 2
 
 
 def candidates_of(fit_config, settings) -> list[Candidate]:
     if fit_config.candidates:
         return [Candidate.parse(c) for c in fit_config.candidates]
-    return default_candidates(settings.twojmax)
+    return default_candidates(settings.twojmax, settings.n_triples)
 
 
 def _components(twojmax: int) -> list[tuple[int, int, int]]:
@@ -206,11 +230,14 @@ def _components(twojmax: int) -> list[tuple[int, int, int]]:
     return out
 
 
-def linear_subset(big: int, small: int) -> np.ndarray:
+def linear_subset(big: int, small: int, n_triples: int = 1) -> np.ndarray:
     """Positions of the 2J=``small`` components among the 2J=``big`` ones (the same numbers: compute snap's
-    components do not depend on twojmax)."""
+    components do not depend on twojmax); with chemflag, within each of the ``n_triples`` element triples
+    (LAMMPS orders them triple-major)."""
     index = {c: k for k, c in enumerate(_components(big))}
-    return np.array([index[c] for c in _components(small)], dtype=int)
+    one = np.array([index[c] for c in _components(small)], dtype=int)
+    width = len(index)
+    return np.concatenate([t * width + one for t in range(n_triples)])
 
 
 def column_index(settings, candidate: Candidate) -> np.ndarray:
@@ -218,7 +245,7 @@ def column_index(settings, candidate: Candidate) -> np.ndarray:
     per element, the constant, the linear components of the smaller 2J and, for quadratic SNAP, their
     products (compute snap's quadratic columns are the upper triangle of B B^T, row by row)."""
     d_big = settings.n_descriptors
-    lin = linear_subset(settings.twojmax, candidate.twojmax)
+    lin = linear_subset(settings.twojmax, candidate.twojmax, settings.n_triples)
     cols = [0] + list(1 + lin)
     if candidate.kind == "quadratic":
         if not settings.quadraticflag:
@@ -240,8 +267,11 @@ def column_index(settings, candidate: Candidate) -> np.ndarray:
 class SelectingFitter:
     """Chooses the model form and size for the data at hand: every candidate (linear or quadratic SNAP at a
     2J) is fitted on the same weighted rows, and the one with the largest Bayesian evidence (log marginal
-    likelihood, with its prior and noise precisions maximising it) wins; with a non-Bayesian solver, the one
-    with the smallest k-fold cross-validated force error. Descriptors are computed once, for the largest
+    likelihood, with its prior and noise precisions maximising it) wins; with a non-Bayesian solver, or with
+    ``[fit] selection = "cross-validation"``, the one with the smallest k-fold cross-validated force error (folds
+    of whole configurations: the error on configurations a fit has not seen). The evidence counts every row as
+    an independent datum; the force rows of one configuration are not, and where few configurations of many
+    kinds are known (a binary's start) it favours models that fit them and extrapolate wildly between kinds. Descriptors are computed once, for the largest
     candidate: the smaller ones' columns are a subset of its columns.
 
     The evidence compares models only where the data can tell a model's noise from its signal: a candidate
@@ -258,7 +288,7 @@ class SelectingFitter:
         settings = type(settings).from_dict({**settings.to_dict(), "twojmax": top})
         blocks, dm, w, train_rows, keep, timings, t1 = training_rows(config, configs, test, settings, show_progress)
         columns = {c.name: column_index(settings, c) for c in candidates}
-        if config.fit.solver == "bayes":
+        if config.fit.solver == "bayes" and config.fit.selection == "evidence":
             criterion, scores = "log evidence", self._evidence(dm, w, keep, columns, config.fit)
         else:
             criterion, scores = "-cv force rmse", self._cross_validation(dm, w, keep, columns, config.fit, configs)
@@ -281,7 +311,7 @@ class SelectingFitter:
                               reference=config.reference)
         from lammps_al.train.calibration import atoms_of
 
-        atoms = atoms_of(chosen, blocks, linear_subset(settings.twojmax, best.twojmax))
+        atoms = atoms_of(chosen, blocks, linear_subset(settings.twojmax, best.twojmax, settings.n_triples))
         descriptors = atoms.subset(~test[atoms.config]).per_element(len(small.elements))
         selection = {"criterion": criterion, "chosen": best.name,
                      "scores": {k: (v if np.isfinite(v) else None) for k, v in scores.items()},
