@@ -3,8 +3,11 @@
 Lattice constant, cohesive energy, C11/C12/C44, vacancy formation energy, (100)/(110)/(111) surface
 energies, the intrinsic stacking-fault energy and the melting point (solid-liquid coexistence); energy/force
 errors on held-out reference MD snapshots (crystal at 0.33-0.95 Tm, vacancy, slab, liquid at 1.2-1.75 Tm) and
-the rank correlation of sigma with the actual error. POTENTIAL is a .npz file or a loop's workdir (its final
-potential, its held-out set, its oracle as the reference, and its folder for the report).
+the rank correlation of sigma with the actual error. For a binary potential also: both elements' lattice
+constants and cohesive energies, formation energies of ordered compounds, the solution energy of the second
+element in the first and its binding to a vacancy, the liquid's mixing enthalpy, and held-out errors per
+element and composition. POTENTIAL is a .npz file or a loop's workdir (its final potential, its held-out set,
+its oracle as the reference, and its folder for the report).
 """
 
 from __future__ import annotations
@@ -49,7 +52,8 @@ def loop_reference(held_out_cache: Path):
         if plan.get("kind") == "oracle-md":          # an oracle LAMMPS cannot run: its config says which
             return None, None
         name = Path(str(plan["pair"][-1]).split()[3]).name if len(str(plan["pair"][-1]).split()) > 3 else "oracle"
-        return PairSetup(f"reference ({name})", list(plan["pair"]), str(plan["element"])), float(plan["tm"])
+        elements = tuple(plan.get("elements") or (str(plan["element"]),))
+        return PairSetup(f"reference ({name})", list(plan["pair"]), elements=elements), float(plan["tm"])
     except (ValueError, KeyError, IndexError, TypeError) as exc:
         raise ConfigError(f"{plan_file}: not a held-out plan this version can read ({exc}); delete it and "
                           f"{held_out_cache} to make them again") from None

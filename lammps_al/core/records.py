@@ -353,6 +353,9 @@ class MaterialRecord:
     tm_K: float
     tm_source: str
     tm_guess_K: float | None = None   # where the next coexistence run starts (tm_K, moved after one melted or froze)
+    elements: list[str] = field(default_factory=list)   # every element of the potential, the host (element) first
+    masses: list[float] = field(default_factory=list)
+    fcc_a: dict[str, float] = field(default_factory=dict)   # fcc lattice constant of each element by the model
 
 
 @dataclass(frozen=True)
@@ -408,6 +411,7 @@ class SelectRecord:
     flagged: int
     selection: str
     selected: list[SelectedItem]
+    close_contacts: list[str] = field(default_factory=list)   # left out: atoms closer than MD can bring them
 
 
 @dataclass(frozen=True)
@@ -466,6 +470,8 @@ class HeldOutRecord:
     sigma: list[float] = field(default_factory=list)
     force_rmse_per_snapshot: list[float] = field(default_factory=list)
     calibration: dict = field(default_factory=dict)   # per scorer: RMS actual / RMS predicted force error
+    force_rmse_per_element: dict[str, float] = field(default_factory=dict)   # eV/A, the atoms of each element
+    force_rmse_per_kind: dict[str, float] = field(default_factory=dict)      # eV/A, per system (and composition)
 
 
 @dataclass(frozen=True)

@@ -163,8 +163,8 @@ def check_masses(lmp, names: list[str]) -> None:
             heavier = min(atomic_numbers, key=lambda e: abs(atomic_masses[atomic_numbers[e]] - mass)
                           if atomic_numbers[e] > 0 else 1e9)
             raise InputScriptError(f"atom type {t} has mass {mass:g} g/mol but lal_elements maps it to {name} "
-                                   f"({expected:.4g} g/mol; {mass:g} is {heavier}'s): set 'mass {t} {expected:.4f}' "
-                                   f"or map type {t} to its own element in lal_elements")
+                                   f"({expected:.4g} g/mol; {mass:g} g/mol is the mass of {heavier}): set "
+                                   f"'mass {t} {expected:.4f}' or map type {t} to its own element in lal_elements")
 
 
 class ScoredModel:

@@ -80,6 +80,8 @@ def fail_setup(message: str, lmp=None) -> None:
     sys.stderr.flush()
     if lmp is not None:
         text = f"{PREFIX}: {message}".replace('"', "'")
+        if text.count("'") % 2:          # LAMMPS refuses a line with an unmatched quote, even inside quotes
+            text = text.replace("'", "`")
         try:
             lmp.command(f'print "{text}" screen no')
         except Exception:  # noqa: BLE001 - no log file is fine

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from lammps_al.core import runtime
+from lammps_al.core.elements import element_data
 from lammps_al.core.errors import LammpsAlError, LoopError
 from lammps_al.core.io import atomic_write_text
 from lammps_al.core.lammps_log import read_coexistence
@@ -261,9 +262,17 @@ def material_variables(m: MaterialRecord | None) -> dict:
         return {}
     lattice = m.structure if m.structure in ("fcc", "bcc", "hcp", "sc", "diamond") else "fcc"
     cna_cutoff = (0.8536 if lattice == "fcc" else 1.2071) * m.a0 * 1.02
-    return {"element": m.element, "mass": round(m.mass, 6), "lattice": lattice, "a": round(m.a0, 6),
-            "a0": round(m.a0, 6), "tm": round(m.tm_K, 2), "lal_elements": m.element,
-            "lal_cna_cutoff": round(cna_cutoff, 4), "lal_bulk_coordination": 14 if lattice == "bcc" else 12}
+    elements = m.elements or [m.element]
+    out = {"element": m.element, "mass": round(m.mass, 6), "lattice": lattice, "a": round(m.a0, 6),
+           "a0": round(m.a0, 6), "tm": round(m.tm_K, 2), "lal_elements": " ".join(elements),
+           "ntypes": len(elements), "lal_cna_cutoff": round(cna_cutoff, 4),
+           "lal_bulk_coordination": 14 if lattice == "bcc" else 12}
+    if len(elements) > 1:                   # a binary: type 2's element, mass and fcc lattice constant
+        second = elements[1]
+        out.update({"element2": second, "mass2": round(m.masses[1], 6),
+                    "a1": round(m.fcc_a.get(m.element, 0.0) or element_data(m.element).fcc_a, 6),
+                    "a2": round(m.fcc_a.get(second, 0.0) or element_data(second).fcc_a, 6)})
+    return out
 
 
 def continuation(cfg: LoopConfig, k: int, name: str, workdir: Path) -> dict:
@@ -280,27 +289,40 @@ def continuation(cfg: LoopConfig, k: int, name: str, workdir: Path) -> dict:
         return {}
     from ase.io import read
 
+    from lammps_al.loop.select import close_contact
+
     atoms = read(status.halt_configuration)
+    why = close_contact(atoms)
+    if why:                 # the MD had blown up before the fix saw it: start afresh instead
+        log.info("exploration run %s starts afresh: its halting configuration has %s", name, why)
+        return {}
     workdir.mkdir(parents=True, exist_ok=True)
     data = workdir / "start.data"
-    data.write_text(lammps_data(atoms))
+    data.write_text(lammps_data(atoms, list(cfg.fit.descriptor.elements)))
     out = {"start": str(data)}
-    if status.temperature_K is not None:
+    if status.temperature_K is not None and status.temperature_K > 1.0:
         out["t_start"] = round(status.temperature_K, 2)
     return out
 
 
-def lammps_data(atoms) -> str:
-    """A LAMMPS data file (atom_style atomic, one type) of a flagged configuration, with its velocities."""
+def lammps_data(atoms, elements: list[str] | None = None) -> str:
+    """A LAMMPS data file (atom_style atomic, one type per element of ``elements``, in order) of a flagged
+    configuration, with its velocities."""
     from lammps_al.core.records import ID_COLUMN, VELOCITY_COLUMN
 
+    elements = list(elements or sorted(set(atoms.get_chemical_symbols())))
+    symbols = atoms.get_chemical_symbols()
+    unknown = sorted(set(symbols) - set(elements))
+    if unknown:
+        raise LoopError(f"a halting configuration holds {unknown}, which the potential's elements {elements} lack")
+    types = [elements.index(x) + 1 for x in symbols]
     cell = atoms.cell.array
     ids = atoms.arrays.get(ID_COLUMN, np.arange(1, len(atoms) + 1))
     velocities = atoms.arrays.get(VELOCITY_COLUMN, np.zeros((len(atoms), 3)))
-    lines = ["lammps_al: a halting configuration to continue from", "", f"{len(atoms)} atoms", "1 atom types", "",
+    lines = ["lammps_al: a halting configuration to continue from", "", f"{len(atoms)} atoms", f"{len(elements)} atom types", "",
              f"0 {cell[0, 0]:.10f} xlo xhi", f"0 {cell[1, 1]:.10f} ylo yhi", f"0 {cell[2, 2]:.10f} zlo zhi",
              f"{cell[1, 0]:.10f} {cell[2, 0]:.10f} {cell[2, 1]:.10f} xy xz yz", "", "Atoms # atomic", ""]
-    lines += [f"{int(i)} 1 {x:.10f} {y:.10f} {z:.10f}" for i, (x, y, z) in zip(ids, atoms.positions)]
+    lines += [f"{int(i)} {t} {x:.10f} {y:.10f} {z:.10f}" for i, t, (x, y, z) in zip(ids, types, atoms.positions)]
     lines += ["", "Velocities", ""]
     lines += [f"{int(i)} {vx:.10g} {vy:.10g} {vz:.10g}" for i, (vx, vy, vz) in zip(ids, velocities)]
     return "\n".join(lines) + "\n"

@@ -56,13 +56,17 @@ def held_out(cfg: LoopConfig, k: int) -> HeldOutRecord:
     oracle = cfg.fit.oracle
     spec = OracleSpec(oracle.name, dict(oracle.settings))
     cache = cfg.loop.workdir / "held_out.extxyz"
-    element = cfg.fit.descriptor.elements[0]
+    elements = tuple(cfg.fit.descriptor.elements)
+    element = elements[0]
     if oracle_pair(spec) is not None:
-        plan = None if cache.is_file() else reference_plan(spec, element, cfg.loop.workdir)
+        plan = None if cache.is_file() else reference_plan(spec, elements, cfg.loop.workdir)
         snapshots = labelled_held_out_set(cache, plan, spec)
     else:
         if cfg.loop.held_out_snapshots == 0:
             return HeldOutRecord(skipped="no held-out set ([loop] held_out_snapshots = 0)")
+        if len(elements) > 1:
+            return HeldOutRecord(skipped=f"no held-out set: the oracle's own MD in small cells is for one element, "
+                                         f"not {list(elements)} (an oracle LAMMPS runs makes one for a binary)")
         make = lambda: make_calculator(spec)  # noqa: E731
         plan = None if cache.is_file() else oracle_md_plan(make, element, cfg.loop.held_out_snapshots,
                                                            cfg.loop.held_out_budget, report=log.info)

@@ -29,7 +29,8 @@ STRUCTURES = ("fcc", "bcc", "hcp")
 def material(cfg: LoopConfig, k: int) -> MaterialRecord:
     from lammps_al.train.lammps_calc import Calc, bulk_modulus, learned_pair, relaxed_crystal
 
-    element = cfg.fit.descriptor.elements[0]
+    elements = list(cfg.fit.descriptor.elements)
+    element = elements[0]                    # the host: its crystal is the exploration cells' matrix
     data = element_data(element)
     previous = read_marker(iter_dir(cfg.loop, k - 1), MaterialRecord) if k > 0 else None
     calc = Calc(learned_pair(potential_path(cfg.loop, k)))
@@ -42,7 +43,8 @@ def material(cfg: LoopConfig, k: int) -> MaterialRecord:
             except Exception as exc:  # noqa: BLE001 - an untrained model may blow a crystal up: skip it
                 log.info("material: %s %s did not relax with iteration %d's potential (%s)", element, structure, k,
                          exc)
-        plausible = {s: c for s, c in crystals.items() if 0.3 * data.volume < c["volume_A3"] < 3 * data.volume}
+        plausible = {s: c for s, c in crystals.items()       # a crystal an untrained model collapsed is no ground state
+                     if 0.5 * data.volume < c["volume_A3"] < 2 * data.volume and -15.0 < c["energy_eV_atom"] < 0.0}
         if plausible:
             best = min(plausible.values(), key=lambda c: c["energy_eV_atom"])
             structure, a0, volume = best["structure"], best["a"], best["volume_A3"]
@@ -53,6 +55,15 @@ def material(cfg: LoopConfig, k: int) -> MaterialRecord:
         else:
             structure, volume, modulus = data.structure, data.volume, float("nan")
             a0 = {"fcc": (4 * volume) ** (1 / 3), "bcc": (2 * volume) ** (1 / 3)}.get(structure, data.fcc_a)
+        fcc_a = {element: plausible["fcc"]["a"] if "fcc" in plausible else data.fcc_a}
+        for other in elements[1:]:           # the other elements' fcc lattice constants (Vegard's cells)
+            guess = element_data(other)
+            try:
+                c = relaxed_crystal(calc, other, "fcc", guess.volume)
+                fcc_a[other] = c["a"] if 0.5 * guess.volume < c["volume_A3"] < 2 * guess.volume else guess.fcc_a
+            except Exception as exc:  # noqa: BLE001
+                log.info("material: fcc %s did not relax with iteration %d's potential (%s)", other, k, exc)
+                fcc_a[other] = guess.fcc_a
     finally:
         calc.close()
     if not 1.0 < modulus < 1000.0:
@@ -60,7 +71,8 @@ def material(cfg: LoopConfig, k: int) -> MaterialRecord:
     tm, source, guess = melting_estimate(cfg, k, previous, modulus, volume)
     return MaterialRecord(element=element, mass=data.mass, structure=structure, a0=float(a0), volume_A3=float(volume),
                           bulk_modulus_GPa=float(modulus), energies=energies, tm_K=float(tm), tm_source=source,
-                          tm_guess_K=float(guess))
+                          tm_guess_K=float(guess), elements=elements,
+                          masses=[element_data(e).mass for e in elements], fcc_a={e: float(a) for e, a in fcc_a.items()})
 
 
 def melting_estimate(cfg: LoopConfig, k: int, previous: MaterialRecord | None, modulus: float,

@@ -47,6 +47,29 @@ def candidate_features(potential_file: Path, files: list[Path]) -> np.ndarray:
     return X / np.where(spread > 0, spread, 1.0)
 
 
+CLOSE_CONTACT = 0.55      # of the nearest-neighbour distance of the element's reference crystal
+
+
+def close_contact(atoms, factor: float = CLOSE_CONTACT) -> str:
+    """Why ``atoms`` is no configuration to label ("" when it is one): two atoms closer than ``factor`` times
+    the smaller of their elements' nearest-neighbour distances in the reference crystal (fcc of ASE's atomic
+    volume). Only an MD that has blown up between two scoring steps brings atoms that close (hot liquid
+    aluminium's closest pairs are at 0.75 of it); its oracle forces of hundreds of eV/A would swamp a fit."""
+    from lammps_al.core.elements import element_data
+
+    if len(atoms) < 2:
+        return ""
+    nn = {e: (4 * element_data(e).volume) ** (1 / 3) / np.sqrt(2) for e in set(atoms.get_chemical_symbols())}
+    d = atoms.get_all_distances(mic=True)
+    np.fill_diagonal(d, np.inf)
+    limit = factor * np.array([nn[e] for e in atoms.get_chemical_symbols()])
+    ratio = d / np.minimum.outer(limit, limit)
+    i, j = np.unravel_index(int(np.argmin(ratio)), ratio.shape)
+    if ratio[i, j] >= 1.0:
+        return ""
+    return f"atoms {i} and {j} {d[i, j]:.2f} A apart (below {min(limit[i], limit[j]):.2f} A)"
+
+
 def diverse_selection(sigma: np.ndarray, features: np.ndarray, kinds: list[str], cap: int) -> list[int]:
     """Greedy: kinds take turns; within a kind the next pick maximises sigma times the descriptor-space distance
     to everything picked so far (the most uncertain first)."""
@@ -73,6 +96,18 @@ def select(cfg: LoopConfig, k: int) -> SelectRecord:
     s = cfg.loop
     flagged = iter_dir(s, k) / "flagged"
     entries = read_flagged(flagged, existing_only=True)
+    close = []
+    if entries:
+        from ase.io import read
+
+        kept = []
+        for e in entries:
+            try:
+                why = close_contact(read(flagged / e.file))
+            except Exception:  # noqa: BLE001 - a damaged file: candidate_features names it
+                why = ""
+            (close.append(f"{e.file}: {why}") if why else kept.append(e))
+        entries = kept
     kind_of = {r.name: r.kind for r in s.explore}
     kinds = [kind_of.get(e.run_id, e.run_id) for e in entries]
     cap = min(s.max_select, len(entries))
@@ -84,6 +119,6 @@ def select(cfg: LoopConfig, k: int) -> SelectRecord:
         chosen = diverse_selection(np.array([e.max_sigma for e in entries]), features, kinds, cap)
     else:
         chosen = []
-    return SelectRecord(flagged=len(entries), selection=s.selection, selected=[
+    return SelectRecord(flagged=len(entries) + len(close), selection=s.selection, selected=[
         SelectedItem(file=str(flagged / entries[i].file), run_id=entries[i].run_id, kind=kinds[i],
-                     max_sigma=entries[i].max_sigma) for i in chosen])
+                     max_sigma=entries[i].max_sigma) for i in chosen], close_contacts=close)

