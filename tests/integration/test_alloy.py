@@ -284,3 +284,21 @@ def test_one_loop_iteration_runs_every_alloy_exploration_input(tmp_path, lammps_
     assert set(held["force_rmse_per_element"]) == {"Al", "Cu"}
     assert any(k.startswith("liquid-x0.55") for k in held["force_rmse_per_kind"])
     shutil.rmtree(tmp_path / "w" / "training", ignore_errors=True)
+
+
+def test_the_shipped_alloy_potential_runs_the_same_in_both_snippets_serial_and_mpirun(runner):
+    """potentials/AlCu.* (made by in_files/alcu_demo.toml): mliappy and native snap, 1 and 2 ranks, identical
+    energies, forces and sigma by atom ID on a random Al-Cu cell; its potential file names the config."""
+    from lammps_al.core.potential import load
+
+    shipped = ROOT / "potentials"
+    assert load(shipped / "AlCu.npz").elements == ("Al", "Cu")
+    assert (shipped / "AlCu.loop.toml").read_text() == (ROOT / "in_files" / "alcu_demo.toml").read_text()
+    atoms = random_alloy(0.3, seed=8)
+    results = {(mode, n): run_binary(runner, atoms, shipped / f"AlCu.{mode}.lammps", ["Al", "Cu"], n)
+               for mode in ("mliappy", "snap") for n in (1, 2)}
+    ref = results[("mliappy", 1)]
+    for key, r in results.items():
+        np.testing.assert_allclose(r["energies"], ref["energies"], rtol=1e-9, atol=1e-10, err_msg=str(key))
+        np.testing.assert_allclose(r["forces"], ref["forces"], rtol=1e-8, atol=1e-9, err_msg=str(key))
+        np.testing.assert_allclose(r["sigma"], ref["sigma"], rtol=1e-9, err_msg=str(key))
