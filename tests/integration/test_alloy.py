@@ -302,3 +302,23 @@ def test_the_shipped_alloy_potential_runs_the_same_in_both_snippets_serial_and_m
         np.testing.assert_allclose(r["energies"], ref["energies"], rtol=1e-9, atol=1e-10, err_msg=str(key))
         np.testing.assert_allclose(r["forces"], ref["forces"], rtol=1e-8, atol=1e-9, err_msg=str(key))
         np.testing.assert_allclose(r["sigma"], ref["sigma"], rtol=1e-9, err_msg=str(key))
+
+
+@pytest.mark.parametrize("name", ["explore_alloy_heating", "explore_alloy_solute", "explore_alloy_cluster",
+                                  "explore_theta"])
+def test_each_alloy_input_runs_by_hand_with_its_defaults(runner, name):
+    """`mpirun -np 2 lmp -in in_files/NAME.in` from any folder: the shipped AlCu potential, aluminium with copper
+    by default; no two atoms closer than a bond would allow (the cells are built right)."""
+    from ase.io import read
+
+    from lammps_al.loop.select import close_contact
+
+    proc = runner.lmp(str(ROOT / "in_files" / f"{name}.in"), nprocs=2, timeout=300,
+                      extra=["-log", "none", "-var", "steps", "10", "-var", "lal_fix_outdir", "out",
+                             "-var", "lal_flag", "1e-9", "-var", "lal_halt", "1e9"])
+    assert "Loop time" in proc.stdout and "ERROR" not in proc.stdout
+    written = sorted((runner.workdir / "out").glob("*.extxyz"))
+    assert written, "the fix wrote nothing although it flags everything"
+    atoms = read(written[0])
+    assert {"Al", "Cu"} <= set(atoms.get_chemical_symbols())
+    assert close_contact(atoms) == ""
