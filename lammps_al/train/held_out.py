@@ -113,8 +113,6 @@ def held_out_set(plan: HeldOutPlan) -> list[Atoms]:
 
     if plan.elements:
         return binary_held_out_set(plan)
-    from lammps_al.train.structures import _atoms_from_lammps
-
     snaps = []
     for kind, fractions in SYSTEMS:
         for j, fraction in enumerate(fractions):
@@ -129,19 +127,10 @@ def held_out_set(plan: HeldOutPlan) -> list[Atoms]:
             try:
                 lmp.commands_list(["units metal", "atom_style atomic", f"lattice {plan.structure} {plan.a0}", *create,
                                    f"mass 1 {plan.mass}", *plan.pair, "timestep 0.002"])
-                if kind == "liquid":
-                    lmp.commands_list([f"velocity all create {3 * plan.tm:.1f} {plan.seed + j} mom yes rot yes loop geom",
-                                       f"fix t all nvt temp {2.5 * plan.tm:.1f} {2.5 * plan.tm:.1f} 0.1", "run 2000",
-                                       "unfix t"])
                 ensemble = (f"nvt temp {temp:.1f} {temp:.1f} 0.1" if kind == "slab"
                             else f"npt temp {temp:.1f} {temp:.1f} 0.1 iso 0 0 1")
-                lmp.commands_list([f"velocity all create {2 * temp:.1f} {plan.seed + 17 * j + len(kind)} mom yes rot yes "
-                                   f"loop geom", f"fix t all {ensemble}", "run 1000"])
-                for _ in range(3):
-                    lmp.command("run 300")
-                    atoms = _atoms_from_lammps(lmp, plan.element)
-                    atoms.info["kind"] = f"{kind}-{temp:.0f}K"
-                    snaps.append(atoms)
+                snaps += _md_snapshots(lmp, plan, plan.element, f"{kind}-{temp:.0f}K", temp, ensemble,
+                                       plan.seed + 17 * j + len(kind), plan.seed + j if kind == "liquid" else None)
             finally:
                 lmp.close()
     from ase.build import bulk
@@ -187,16 +176,25 @@ def _binary_cell(plan: HeldOutPlan, x: float, cell: str, rng: np.random.Generato
     return atoms
 
 
-def _typed_atoms(lmp, elements) -> Atoms:
-    from lammps_al.core.lammps_box import box_cell
+def _md_snapshots(lmp, plan, element, label: str, temp: float, ensemble: str, seed: int,
+                  melt_seed: int | None = None) -> list[Atoms]:
+    """Reference MD in ``lmp`` (the cell and the pair set up): for a liquid (``melt_seed``) first melted at 2.5 Tm
+    from 3 Tm for 4 ps; then 2 ps of ``ensemble`` from velocities at twice ``temp``, and three snapshots 0.6 ps
+    apart, each of kind ``label`` (``element``: one element, or the element of each atom type)."""
+    from lammps_al.train.structures import _atoms_from_lammps
 
-    origin, cell, _ = box_cell(lmp)
-    n = lmp.get_natoms()
-    x = np.array(lmp.gather_atoms("x", 1, 3)).reshape(n, 3) - origin
-    types = np.array(lmp.gather_atoms("type", 0, 1))
-    atoms = Atoms(symbols=[elements[t - 1] for t in types], positions=x, cell=cell, pbc=True)
-    atoms.wrap()
-    return atoms
+    if melt_seed is not None:
+        lmp.commands_list([f"velocity all create {3 * plan.tm:.1f} {melt_seed} mom yes rot yes loop geom",
+                           f"fix t all nvt temp {2.5 * plan.tm:.1f} {2.5 * plan.tm:.1f} 0.1", "run 2000", "unfix t"])
+    lmp.commands_list([f"velocity all create {2 * temp:.1f} {seed} mom yes rot yes loop geom", f"fix t all {ensemble}",
+                       "run 1000"])
+    snaps = []
+    for _ in range(3):
+        lmp.command("run 300")
+        atoms = _atoms_from_lammps(lmp, element)
+        atoms.info["kind"] = label
+        snaps.append(atoms)
+    return snaps
 
 
 def binary_held_out_set(plan: HeldOutPlan) -> list[Atoms]:
@@ -217,18 +215,10 @@ def binary_held_out_set(plan: HeldOutPlan) -> list[Atoms]:
         try:
             load_cell(lmp, atoms, len(plan.elements), [plan.elements.index(s) + 1 for s in atoms.get_chemical_symbols()])
             lmp.commands_list([*masses, *plan.pair, "timestep 0.002"])
-            if kind == "liquid":
-                lmp.commands_list([f"velocity all create {3 * plan.tm:.1f} {plan.seed + j} mom yes rot yes loop geom",
-                                   f"fix t all nvt temp {2.5 * plan.tm:.1f} {2.5 * plan.tm:.1f} 0.1", "run 2000",
-                                   "unfix t"])
             press = "aniso" if cell == "C16" else "iso"
-            lmp.commands_list([f"velocity all create {2 * temp:.1f} {plan.seed + 17 * j + 3} mom yes rot yes loop geom",
-                               f"fix t all npt temp {temp:.1f} {temp:.1f} 0.1 {press} 0 0 1", "run 1000"])
-            for _ in range(3):
-                lmp.command("run 300")
-                snap = _typed_atoms(lmp, plan.elements)
-                snap.info["kind"] = f"{kind}-x{x:.2f}-{temp:.0f}K"
-                snaps.append(snap)
+            snaps += _md_snapshots(lmp, plan, plan.elements, f"{kind}-x{x:.2f}-{temp:.0f}K", temp,
+                                   f"npt temp {temp:.1f} {temp:.1f} 0.1 {press} 0 0 1", plan.seed + 17 * j + 3,
+                                   plan.seed + j if kind == "liquid" else None)
         finally:
             lmp.close()
     return snaps

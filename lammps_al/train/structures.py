@@ -115,13 +115,19 @@ def liquid_snapshots(element: str = "Al", potential: str = "Al_mm.eam.fs", tempe
         lmp.close()
 
 
-def _atoms_from_lammps(lmp, element: str) -> Atoms:
+def _atoms_from_lammps(lmp, element: str | tuple[str, ...]) -> Atoms:
+    """The configuration in ``lmp`` as ASE atoms: every atom ``element``, or, given the element of each atom
+    type in order, each atom its type's element."""
     from lammps_al.core.lammps_box import box_cell
 
     origin, cell, _ = box_cell(lmp)
     n = lmp.get_natoms()
     x = np.array(lmp.gather_atoms("x", 1, 3)).reshape(n, 3) - origin
-    atoms = Atoms(symbols=[element] * n, positions=x, cell=cell, pbc=True)
+    if isinstance(element, str):
+        symbols = [element] * n
+    else:
+        symbols = [element[t - 1] for t in lmp.gather_atoms("type", 0, 1)]
+    atoms = Atoms(symbols=symbols, positions=x, cell=cell, pbc=True)
     atoms.wrap()
     return atoms
 
