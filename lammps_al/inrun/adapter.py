@@ -302,19 +302,11 @@ _FORCE: ForceScoring | None = None
 def setup_force_scoring(lmp, potential, scorer, every: int) -> None:
     """Define ``compute snad/atom`` with the potential's settings and a post_force callback writing sigma."""
     global _FORCE
-    d = potential.descriptor
     elements = string_variable(lmp, "lal_elements", " ".join(potential.elements))
-    types = element_map(potential, elements)
-    radii = {e: r for e, r in zip(potential.elements, d.radelem)}
-    weights = {e: w for e, w in zip(potential.elements, d.wj)}
-    per_type = [n if n != "NULL" else potential.elements[0] for n in elements.split()]
-    _FORCE = ForceScoring(potential, scorer, types)
-    chem = d.chem_keywords([potential.elements.index(n) for n in per_type])
+    _FORCE = ForceScoring(potential, scorer, element_map(potential, elements))
     lmp.commands_list([
-        f"compute {SNAD_COMPUTE} all snad/atom {d.rcutfac!r} {d.rfac0!r} {d.twojmax} "
-        + " ".join(repr(radii[n]) for n in per_type) + " " + " ".join(repr(weights[n]) for n in per_type)
-        + f" rmin0 {d.rmin0!r} bzeroflag {d.bzeroflag} quadraticflag {d.quadraticflag} switchflag {d.switchflag}"
-        + (f" {chem}" if chem else ""),
+        per_type_compute(potential, elements, SNAD_COMPUTE, "snad/atom",
+                         f"quadraticflag {potential.descriptor.quadraticflag}"),
         f'python source here "from {__name__} import score_forces as lal_score_forces"',
         f"fix lal_score_force all python/invoke {every} post_force lal_score_forces"])
 
@@ -390,16 +382,16 @@ def element_map(potential, elements: str) -> np.ndarray:
     return table
 
 
-def sna_atom_command(potential, elements: str, compute_id: str = "lal_sna") -> str:
-    """``compute sna/atom`` with the potential's settings for the atom types ``elements`` names (each type the
-    radius and weight of its element; NULL types as the first element, never scored)."""
+def per_type_compute(potential, elements: str, compute_id: str, style: str = "sna/atom", extra: str = "") -> str:
+    """``compute ID all STYLE`` (sna/atom, snad/atom) with the potential's settings for the atom types
+    ``elements`` names: each type the radius, weight and (with chemflag) element index of its element; NULL
+    types as the first element, never scored. ``extra``: more keywords."""
     d = potential.descriptor
-    per_type = [n if n != "NULL" else potential.elements[0] for n in elements.split()]
-    index = [potential.elements.index(n) for n in per_type]
-    chem = d.chem_keywords(index)
-    return (f"compute {compute_id} all sna/atom {d.rcutfac!r} {d.rfac0!r} {d.twojmax} "
-            + " ".join(repr(d.radelem[i]) for i in index) + " " + " ".join(repr(d.wj[i]) for i in index)
-            + f" rmin0 {d.rmin0!r} bzeroflag {d.bzeroflag} switchflag {d.switchflag}" + (f" {chem}" if chem else ""))
+    index = [potential.elements.index(n if n != "NULL" else potential.elements[0]) for n in elements.split()]
+    keywords = [f"rmin0 {d.rmin0!r} bzeroflag {d.bzeroflag} switchflag {d.switchflag}", extra, d.chem_keywords(index)]
+    return (f"compute {compute_id} all {style} {d.rcutfac!r} {d.rfac0!r} {d.twojmax} "
+            + " ".join(repr(d.radelem[i]) for i in index) + " " + " ".join(repr(d.wj[i]) for i in index) + " "
+            + " ".join(k for k in keywords if k))
 
 
 def setup_native(ptr, path: str, scorer: str = "bayes", every: int = 1, compute_id: str = "lal_sna") -> None:
@@ -410,7 +402,7 @@ def setup_native(ptr, path: str, scorer: str = "bayes", every: int = 1, compute_
         potential, model, scoring, every = _scoring_setup(path, scorer, every)
         elements = string_variable(lmp, "lal_elements", " ".join(potential.elements))
         types = element_map(potential, elements)
-        lmp.command(sna_atom_command(potential, elements, compute_id))
+        lmp.command(per_type_compute(potential, elements, compute_id))
         _NATIVE = NativeScorer(potential, model, scoring, compute_id, every=every, scorer_name=scorer,
                                type_to_element=types)
         if scoring is not None and scoring.inputs == FORCE_FEATURES:

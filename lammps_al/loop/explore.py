@@ -35,7 +35,6 @@ from pathlib import Path
 import numpy as np
 
 from lammps_al.core import runtime
-from lammps_al.core.elements import element_data
 from lammps_al.core.errors import LammpsAlError, LoopError
 from lammps_al.core.io import atomic_write_text
 from lammps_al.core.lammps_log import read_coexistence
@@ -269,9 +268,8 @@ def material_variables(m: MaterialRecord | None) -> dict:
            "lal_bulk_coordination": 14 if lattice == "bcc" else 12}
     if len(elements) > 1:                   # a binary: type 2's element, mass and fcc lattice constant
         second = elements[1]
-        out.update({"element2": second, "mass2": round(m.masses[1], 6),
-                    "a1": round(m.fcc_a.get(m.element, 0.0) or element_data(m.element).fcc_a, 6),
-                    "a2": round(m.fcc_a.get(second, 0.0) or element_data(second).fcc_a, 6)})
+        out.update({"element2": second, "mass2": round(m.masses[1], 6), "a1": round(m.fcc_a[m.element], 6),
+                    "a2": round(m.fcc_a[second], 6)})
     return out
 
 

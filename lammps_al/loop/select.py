@@ -19,23 +19,29 @@ from lammps_al.loop.config import LoopConfig, iter_dir, potential_path
 from lammps_al.train.descriptors import SnapWorker
 
 
-def candidate_features(potential_file: Path, files: list[Path]) -> np.ndarray:
-    """Per candidate configuration, the bispectrum of its most uncertain atom (the environment that made
-    the fix flag it), computed with the potential's descriptor settings; columns scaled to unit spread."""
+def read_candidate(f: Path):
+    """A flagged configuration, or a :class:`DatasetError` naming it and what to do."""
     from ase.io import read
 
+    try:
+        return read(f)
+    except Exception as exc:  # noqa: BLE001 - ase raises many kinds on a damaged file
+        raise DatasetError(f"flagged configuration {f} (named in {Path(f).parent / 'manifest.jsonl'}) "
+                           f"cannot be read: {exc}; remove its line from the manifest, or the file's "
+                           f"iteration folder to explore again, and continue with --resume") from None
+
+
+def candidate_features(potential_file: Path, files: list[Path], frames: list | None = None) -> np.ndarray:
+    """Per candidate configuration, the bispectrum of its most uncertain atom (the environment that made
+    the fix flag it), computed with the potential's descriptor settings; columns scaled to unit spread.
+    ``frames``: the configurations already read (None where a file could not be: it is read again and named)."""
     potential = load(potential_file)
     nd = potential.descriptor.n_descriptors
     worker = SnapWorker(potential.descriptor.with_quadratic(False), potential.reference)
     rows = []
     try:
-        for f in files:
-            try:
-                atoms = read(f)
-            except Exception as exc:  # noqa: BLE001 - ase raises many kinds on a damaged file
-                raise DatasetError(f"flagged configuration {f} (named in {Path(f).parent / 'manifest.jsonl'}) "
-                                   f"cannot be read: {exc}; remove its line from the manifest, or the file's "
-                                   f"iteration folder to explore again, and continue with --resume") from None
+        for k, f in enumerate(files):
+            atoms = frames[k] if frames is not None and frames[k] is not None else read_candidate(f)
             block = worker.compute(atoms)
             sigma = atoms.arrays.get(SIGMA_COLUMN)
             i = int(np.argmax(sigma)) if sigma is not None else 0
@@ -96,18 +102,19 @@ def select(cfg: LoopConfig, k: int) -> SelectRecord:
     s = cfg.loop
     flagged = iter_dir(s, k) / "flagged"
     entries = read_flagged(flagged, existing_only=True)
-    close = []
-    if entries:
-        from ase.io import read
-
-        kept = []
-        for e in entries:
-            try:
-                why = close_contact(read(flagged / e.file))
-            except Exception:  # noqa: BLE001 - a damaged file: candidate_features names it
-                why = ""
-            (close.append(f"{e.file}: {why}") if why else kept.append(e))
-        entries = kept
+    close, kept, frames = [], [], []
+    for e in entries:
+        try:
+            atoms = read_candidate(flagged / e.file)
+        except DatasetError:          # a damaged file: candidate_features names it (random selection: labelling)
+            atoms = None
+        why = close_contact(atoms) if atoms is not None else ""
+        if why:
+            close.append(f"{e.file}: {why}")
+        else:
+            kept.append(e)
+            frames.append(atoms)
+    entries = kept
     kind_of = {r.name: r.kind for r in s.explore}
     kinds = [kind_of.get(e.run_id, e.run_id) for e in entries]
     cap = min(s.max_select, len(entries))
@@ -115,7 +122,7 @@ def select(cfg: LoopConfig, k: int) -> SelectRecord:
         rng = np.random.default_rng(1000 * s.seed + k)
         chosen = sorted(rng.choice(len(entries), size=cap, replace=False).tolist()) if cap else []
     elif cap:
-        features = candidate_features(potential_path(s, k), [flagged / e.file for e in entries])
+        features = candidate_features(potential_path(s, k), [flagged / e.file for e in entries], frames)
         chosen = diverse_selection(np.array([e.max_sigma for e in entries]), features, kinds, cap)
     else:
         chosen = []

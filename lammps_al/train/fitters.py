@@ -55,15 +55,14 @@ def row_weights(dm: DesignMatrix, configs: list[Atoms], config) -> np.ndarray:
     groups = [str(a.info.get("group", "default")) for a in configs]
     table = np.array([[getattr(config.weights_for(g), f"{k}_weight") for k in KIND_NAMES] for g in groups])
     w = table[dm.config, dm.kind]
-    per_element = [config.weights_for(g).element_force_weights for g in groups]
-    if any(per_element) and dm.atom is not None:
-        force = np.flatnonzero((dm.kind == 1) & (dm.atom >= 0))
-        factors = [np.array([f.get(s, 1.0) for s in a.get_chemical_symbols()]) if f else None
-                   for a, f in zip(configs, per_element)]
-        for r in force:
-            f = factors[dm.config[r]]
-            if f is not None:
-                w[r] *= f[dm.atom[r]]
+    if dm.atom is None:
+        return w
+    force = (dm.kind == 1) & (dm.atom >= 0)
+    for c, (atoms, group) in enumerate(zip(configs, groups)):
+        factor = config.weights_for(group).element_force_weights
+        if factor:
+            rows = force & (dm.config == c)
+            w[rows] *= np.array([factor.get(e, 1.0) for e in atoms.get_chemical_symbols()])[dm.atom[rows]]
     return w
 
 
@@ -269,10 +268,9 @@ class SelectingFitter:
     2J) is fitted on the same weighted rows, and the one with the largest Bayesian evidence (log marginal
     likelihood, with its prior and noise precisions maximising it) wins; with a non-Bayesian solver, or with
     ``[fit] selection = "cross-validation"``, the one with the smallest k-fold cross-validated force error (folds
-    of whole configurations: the error on configurations a fit has not seen). The evidence counts every row as
-    an independent datum; the force rows of one configuration are not, and where few configurations of many
-    kinds are known (a binary's start) it favours models that fit them and extrapolate wildly between kinds. Descriptors are computed once, for the largest
-    candidate: the smaller ones' columns are a subset of its columns.
+    of whole configurations: the error on configurations a fit has not seen; the evidence counts every row as
+    an independent datum, the force rows of one configuration are not). Descriptors are computed once, for the
+    largest candidate: the smaller ones' columns are a subset of its columns.
 
     The evidence compares models only where the data can tell a model's noise from its signal: a candidate
     whose fit uses more than half of the rows as well-determined parameters (gamma > rows / 2) can nearly

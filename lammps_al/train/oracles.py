@@ -115,7 +115,7 @@ EAM_STYLES = ("eam", "eam/alloy", "eam/fs")
 def eam_file_elements(path: Path) -> list[str] | None:
     """The elements a setfl file (eam/alloy, eam/fs: line 4 is "N El1 ... ElN") has; None for a funcfl
     (plain eam) file, which names none."""
-    if path.name.endswith((".eam",)) and not path.name.endswith((".eam.alloy", ".eam.fs")):
+    if path.name.endswith(".eam"):
         return None
     try:
         with open(path, errors="replace") as f:
@@ -135,18 +135,16 @@ def _check_eam(settings: dict) -> None:
     elements = settings.get("elements", ["Al"])
     if not isinstance(elements, list) or not elements or not all(isinstance(e, str) for e in elements):
         raise OracleError(f"eam oracle: setting elements must be a list of chemical symbols, got {elements!r}")
-    style = settings.get("pair_style") or ""
-    if style != "eam":
-        has = eam_file_elements(path)
-        missing = [e for e in elements if has is not None and e not in has]
-        if missing:
-            raise OracleError(f"eam oracle: {path} has no {', '.join(missing)}: it is a potential for {has}; set "
-                              f"[oracle.settings] elements to elements it has, or choose a file that has "
-                              f"{', '.join(missing)}")
     style = settings.get("pair_style", "")
     if style and style not in EAM_STYLES:
         raise OracleError(f"eam oracle: setting pair_style must be one of {list(EAM_STYLES)} (or left out: chosen by "
                           f"the file's ending), got {style!r}")
+    has = eam_file_elements(path) if style != "eam" else None      # a funcfl file names no elements
+    missing = [e for e in elements if has is not None and e not in has]
+    if missing:
+        raise OracleError(f"eam oracle: {path} has no {', '.join(missing)}: it is a potential for {has}; set "
+                          f"[oracle.settings] elements to elements it has, or choose a file that has "
+                          f"{', '.join(missing)}")
 
 
 def _check_gpaw(settings: dict) -> None:

@@ -43,16 +43,6 @@ def compound_cell(name: str, a_el: str, b_el: str, a_a: float, a_b: float) -> At
     return cell
 
 
-def _fcc(calc: Calc, element: str) -> tuple[float, float]:
-    """fcc lattice constant (A) and energy per atom (eV) of ``element``, box relaxed."""
-    from lammps_al.core.elements import element_data
-
-    atoms = bulk(element, "fcc", a=element_data(element).fcc_a, cubic=True).repeat(3)
-    e = calc.energy(atoms, relax="box")
-    boxlo, boxhi, *_ = calc.lmp.extract_box()
-    return (boxhi[0] - boxlo[0]) / 3, e / len(atoms)
-
-
 def _nearest_neighbour(atoms: Atoms, i: int) -> int:
     d = atoms.get_distances(i, range(len(atoms)), mic=True)
     d[i] = np.inf
@@ -100,11 +90,13 @@ def liquid_enthalpy(calc: Calc, x: float, a_el: str, b_el: str, a_a: float, a_b:
 def alloy_properties(pair: PairSetup, liquid_temperature: float = 1400.0, liquid: bool = True,
                      seed: int = 4321) -> dict:
     """The binary's properties by ``pair`` (a PairSetup of two elements, the host first)."""
+    from lammps_al.validate.properties import lattice_and_cohesion
+
     a_el, b_el = pair.elements[:2]
     calc = Calc(pair)
     try:
-        a_a, e_a = _fcc(calc, a_el)
-        a_b, e_b = _fcc(calc, b_el)
+        a_a, e_a = lattice_and_cohesion(calc, a_el)
+        a_b, e_b = lattice_and_cohesion(calc, b_el)
         out = {f"lattice_constant_{a_el}_A": a_a, f"cohesive_energy_{a_el}_eV": -e_a,
                f"lattice_constant_{b_el}_A": a_b, f"cohesive_energy_{b_el}_eV": -e_b}
         for name in COMPOUNDS:

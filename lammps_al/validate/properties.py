@@ -23,10 +23,12 @@ def element_of(calc: Calc) -> str:
     return calc.pair.element
 
 
-def lattice_and_cohesion(calc: Calc) -> tuple[float, float]:
+def lattice_and_cohesion(calc: Calc, element: str | None = None) -> tuple[float, float]:
+    """fcc lattice constant (A) and energy per atom (eV) of ``element`` (default: the pair setup's first), box
+    relaxed in a 108-atom cell."""
     from lammps_al.core.elements import element_data
 
-    element = element_of(calc)
+    element = element or element_of(calc)
     atoms = bulk(element, "fcc", a=element_data(element).fcc_a, cubic=True).repeat(3)
     e = calc.energy(atoms, relax="box")
     boxlo, boxhi, *_ = calc.lmp.extract_box()
