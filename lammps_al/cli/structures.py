@@ -16,7 +16,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--element", default="Al", nargs="+",
                         help="element (default Al); two, host first (--element Al Cu), give a binary's minimal start")
     parser.add_argument("--size", choices=("minimal", "small", "standard"), default="standard",
-                        help="minimal: ten cells of <= 8 atoms (a binary: thirteen); small: <= 8 atoms for DFT; "
+                        help="minimal: ten cells of <= 8 atoms (a binary: thirteen, and its two 32-site dilute limits); small: <= 8 atoms for DFT; "
                              "standard (default): crystals up to 32 atoms, slabs, EAM liquid")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--no-liquid", action="store_true", help="skip the EAM liquid MD snapshots")

@@ -12,7 +12,8 @@ Sections (all optional except where a command needs them)::
     [reference]  pair_style = "...", pair_coeff = ["..."]            # subtracted before fitting
     [fit]        model, solver, alpha, beta, ridge_alpha, rcond, test_fraction, seed, energy, force,
                  stress, workers, output_dir, name
-    [groups.NAME] energy_weight, force_weight, stress_weight, test_fraction   # NAME "default" for all
+    [groups.NAME] energy_weight, force_weight, stress_weight, test_fraction,   # NAME "default" for all
+                 element_force_weights = {Cu = 2.0}, energy_scaling = "per-atom" | "sqrt-natoms"
 
 Relative paths are taken relative to the TOML file's folder.
 """
@@ -72,6 +73,9 @@ class LabelConfig:
                               f"of that name), got {self.group!r}")
 
 
+ENERGY_SCALINGS = ("per-atom", "sqrt-natoms")
+
+
 @dataclass(frozen=True)
 class GroupWeights:
     energy_weight: float = 1.0
@@ -80,6 +84,9 @@ class GroupWeights:
     test_fraction: float | None = None
     element_force_weights: dict[str, float] = field(default_factory=dict)   # factor on the force rows of
     #                                                  the atoms of an element (an alloy's minority element)
+    energy_scaling: Literal["per-atom", "sqrt-natoms"] = "per-atom"   # the energy row (E/N) of an N-atom
+    #   configuration: weight energy_weight ("per-atom", FitSNAP's), or energy_weight * sqrt(N) ("sqrt-natoms",
+    #   GAP's energy noise sigma * sqrt(N) on the total: independent local errors add up as sqrt(N))
 
     def __post_init__(self):
         for k in ("energy_weight", "force_weight", "stress_weight"):
@@ -93,6 +100,8 @@ class GroupWeights:
             if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 <= factor < math.inf:
                 raise ConfigError(f"element_force_weights: the factor of {element} must be a number >= 0, got "
                                   f"{factor!r}")
+        if self.energy_scaling not in ENERGY_SCALINGS:
+            raise ConfigError(f"energy_scaling must be one of {list(ENERGY_SCALINGS)}, got {self.energy_scaling!r}")
         if self.test_fraction is not None and not 0.0 <= self.test_fraction < 1.0:
             raise ConfigError(f"test_fraction must be in [0, 1), got {self.test_fraction}")
 

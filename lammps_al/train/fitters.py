@@ -50,11 +50,16 @@ class FitState:
 
 
 def row_weights(dm: DesignMatrix, configs: list[Atoms], config) -> np.ndarray:
-    """Each row's weight: its group's weight of its kind, and for a force row the factor of its atom's element
-    (``element_force_weights``; 1 for an element not named)."""
+    """Each row's weight: its group's weight of its kind, times sqrt(N) for the energy row of an N-atom
+    configuration in a group with ``energy_scaling = "sqrt-natoms"``, and for a force row the factor of its
+    atom's element (``element_force_weights``; 1 for an element not named)."""
     groups = [str(a.info.get("group", "default")) for a in configs]
     table = np.array([[getattr(config.weights_for(g), f"{k}_weight") for k in KIND_NAMES] for g in groups])
     w = table[dm.config, dm.kind]
+    root_n = np.array([np.sqrt(len(a)) if config.weights_for(g).energy_scaling == "sqrt-natoms" else 1.0
+                       for a, g in zip(configs, groups)])
+    energy = dm.kind == KIND_NAMES.index("energy")
+    w[energy] *= root_n[dm.config[energy]]
     if dm.atom is None:
         return w
     force = (dm.kind == 1) & (dm.atom >= 0)

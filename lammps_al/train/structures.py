@@ -225,11 +225,22 @@ def c16_cell(host: str, solute: str, a: float, c: float, x: float = 0.1581, conv
 
 
 def binary_minimal_set(elements: tuple[str, str], seed: int = 0) -> list[Atoms]:
-    """Thirteen cells of at most eight atoms for a binary A-B (A the host, the first element): each pure element
-    as fcc at 0.98 and 1.02 of its lattice constant (from ASE's atomic volume), the host as bcc and hcp (the
-    crystals the loop compares to find its ground state), the ordered compounds L1_2 A3B
-    and AB3, L1_0 and B2 AB and C16 A2B (theta-Al2Cu's structure) at Vegard's volume (C16 also 5 % smaller),
-    and a 2x1x1 fcc cell of A with one B atom, rattled harder. Lightly rattled; no MD, defects or liquid."""
+    """Seventeen cells for a binary A-B (A the host, the first element), fifteen of at most eight atoms: each pure
+    element as fcc at 0.98 and 1.02 of its lattice constant (from ASE's atomic volume), the host as bcc and hcp
+    (the crystals the loop compares to find its ground state), the ordered compounds L1_2 A3B and AB3, L1_0 and
+    B2 AB and C16 A2B (theta-Al2Cu's structure) at Vegard's volume (C16 also 5 % smaller), a 2x1x1 fcc cell of
+    A with one B atom, rattled harder, all lightly rattled; and, unrattled, the two dilute limits (one B atom in
+    2x2x2 fcc A, one A atom in 2x2x2 fcc B, 32 sites each) with each element's perfect fcc cell at the same
+    lattice constant. No MD, defects or liquid.
+
+    Why the dilute limits: the energy of an isolated solute (the solution energy) is a difference between
+    compositions, which forces never carry, and the small cells put the solute's periodic images among its
+    second and third neighbours, whose interactions a fit cannot tell from the solute's own (with the Cai-Ye
+    Al-Cu EAM, Cu in Al's energy changes by 0.15 eV from the 4-atom to the 32-atom cell). Why unrattled, beside
+    their perfect hosts: a rattled cell's energy holds the rattle's harmonic energy, which a learned model gets
+    wrong by 1-2 meV/atom (measured on the Al-Cu demo's potentials), and a solution energy sums such errors
+    over the ~18 host atoms around the solute. Their cost, 2 x (32^3 + 4^3) natoms^3, is about 0.2 % of a
+    binary loop's labelling."""
     from lammps_al.core.elements import element_data
 
     a_el, b_el = elements
@@ -266,6 +277,12 @@ def binary_minimal_set(elements: tuple[str, str], seed: int = 0) -> list[Atoms]:
     solute = bulk(a_el, "fcc", a=(4 * va) ** (1 / 3), cubic=True).repeat((2, 1, 1))
     solute.symbols[0] = b_el
     out.append(rattled(random_strain(solute, 0.02, rng), 0.1, f"solute-{b_el}-in-{a_el}"))
+    for host, other, v in ((a_el, b_el, va), (b_el, a_el, vb)):
+        crystal = bulk(host, "fcc", a=(4 * v) ** (1 / 3), cubic=True)
+        out.append(_tag(crystal.copy(), f"fcc-{host}-perfect"))
+        dilute = crystal.repeat(2)
+        dilute.symbols[0] = other
+        out.append(_tag(dilute, f"dilute-{other}-in-{host}"))
     for atoms in out:
         atoms.info["seed"] = seed
     return out
@@ -278,7 +295,8 @@ def starting_set(element: str | tuple[str, ...] = "Al", seed: int = 0, liquid: b
                  size: str = "standard") -> list[Atoms]:
     """``size`` "minimal" (ten cells of <= 8 atoms, crystal prototypes only), "small" (<= 8 atoms with a
     vacancy and a slab, for DFT) or "standard" (crystals up to 32 atoms, slabs, EAM liquid). ``element`` may
-    be the tuple of a potential's elements: two give the binary minimal start (:func:`binary_minimal_set`),
+    be the tuple of a potential's elements: two give the binary minimal start (:func:`binary_minimal_set`: its
+    small cells and the two 32-site dilute limits),
     the only size there is for a binary."""
     elements = (element,) if isinstance(element, str) else tuple(element)
     if len(elements) == 2:

@@ -11,11 +11,21 @@ from lammps_al.train.structures import binary_minimal_set, c16_cell, starting_se
 
 def test_the_binary_minimal_start_is_small_cells_of_both_elements_and_ordered_compounds():
     cells = starting_set(("Al", "Cu"), seed=3, size="minimal")
-    assert len(cells) == 13
-    assert max(len(a) for a in cells) <= 8
+    assert len(cells) == 17
+    small = [a for a in cells if not a.info["kind"].startswith("dilute")]
+    assert len(small) == 15 and max(len(a) for a in small) <= 8
     kinds = {a.info["kind"] for a in cells}
     assert {"fcc-Al", "fcc-Cu", "bcc-Al", "hcp-Al", "L12-Al3Cu", "L12-AlCu3", "L10-AlCu", "B2-AlCu", "C16-Al2Cu",
-            "solute-Cu-in-Al"} == kinds
+            "solute-Cu-in-Al", "dilute-Cu-in-Al", "dilute-Al-in-Cu", "fcc-Al-perfect", "fcc-Cu-perfect"} == kinds
+    # the dilute limits: one atom of the other element in 32 sites of each element's fcc, unrattled, beside
+    # the element's perfect fcc cell at the same lattice constant
+    for kind, host, other in (("dilute-Cu-in-Al", "Al", "Cu"), ("dilute-Al-in-Cu", "Cu", "Al")):
+        (dilute,) = [a for a in cells if a.info["kind"] == kind]
+        (perfect,) = [a for a in cells if a.info["kind"] == f"fcc-{host}-perfect"]
+        symbols = dilute.get_chemical_symbols()
+        assert len(dilute) == 32 and symbols.count(other) == 1 and symbols.count(host) == 31
+        np.testing.assert_allclose(dilute.cell.array, 2 * perfect.cell.array)
+        np.testing.assert_allclose(dilute.get_scaled_positions()[:4] * 2, perfect.get_scaled_positions(), atol=1e-12)
     for a in cells:
         d = a.get_all_distances(mic=True)
         assert d[d > 0].min() > 2.0, a.info["kind"]          # no overlapping atoms after the rattle
@@ -109,3 +119,29 @@ def test_element_force_weights_scale_the_force_rows_of_that_element(tmp_path):
     assert w[0] == 5.0
     np.testing.assert_array_equal(w[1:13], [2.0] * 3 + [6.0] * 3 + [2.0] * 6)    # atom 1 is Cu
     np.testing.assert_array_equal(w[14:], [1.0] * 12)                             # the other group: no factor
+
+
+def test_sqrt_natoms_energy_scaling_weights_each_energy_row_by_the_root_of_its_atom_count(tmp_path):
+    """[groups.NAME] energy_scaling = "sqrt-natoms": the energy row (E/N) of an N-atom configuration weighs
+    energy_weight * sqrt(N); force rows and the groups left at "per-atom" keep their weights."""
+    from lammps_al.train.config import load_config
+    from lammps_al.train.descriptors import DesignMatrix
+    from lammps_al.train.fitters import row_weights
+
+    path = tmp_path / "fit.toml"
+    path.write_text("[descriptor]\nelements = ['Al']\ntwojmax = 2\nrcutfac = 4.5\nradelem = [0.5]\nwj = [1.0]\n"
+                    "[groups.default]\nenergy_weight = 5.0\nenergy_scaling = 'sqrt-natoms'\n"
+                    "[groups.other]\nenergy_weight = 5.0\n")
+    config = load_config(path)
+    small = bulk("Al", "fcc", a=4.05, cubic=True)                       # 4 atoms
+    big = small.repeat((2, 2, 2))                                       # 32 atoms
+    plain = big.copy()
+    plain.info["group"] = "other"
+    cells = [small, big, plain]
+    kind = np.concatenate([[0] + [1] * 3 * len(c) for c in cells])
+    config_of = np.concatenate([[i] * (1 + 3 * len(c)) for i, c in enumerate(cells)])
+    dm = DesignMatrix(A=np.zeros((len(kind), 1)), b=np.zeros(len(kind)), kind=kind, config=config_of,
+                      natoms=np.array([len(c) for c in cells]))
+    w = row_weights(dm, cells, config)
+    np.testing.assert_allclose(w[kind == 0], [5.0 * 2.0, 5.0 * np.sqrt(32.0), 5.0])
+    np.testing.assert_array_equal(w[kind == 1], 1.0)

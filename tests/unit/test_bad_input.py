@@ -173,6 +173,8 @@ FIT_CASES = [
      ["element_force_weights: 'Xx' is not a chemical symbol"]),
     ("groups.element_force_weights.value", "[groups.bulk]\nelement_force_weights = { Cu = -1.0 }\n",
      ["element_force_weights: the factor of Cu must be a number >= 0, got -1.0"]),
+    ("groups.energy_scaling", "[groups.bulk]\nenergy_scaling = 'total'\n",
+     ["[groups.bulk].energy_scaling must be one of 'per-atom', 'sqrt-natoms', got 'total'"]),
     ("groups.force_weight", "[groups.bulk]\nforce_weight = inf\n", ["force_weight must be >= 0 and finite, got inf"]),
     ("groups.stress_weight", "[groups.bulk]\nstress_weight = 'a'\n",
      ["[groups.bulk].stress_weight must be a number, got 'a'"]),
