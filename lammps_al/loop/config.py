@@ -198,6 +198,11 @@ def iter_dir(settings: LoopSettings, k: int) -> Path:
     return settings.workdir / f"iter_{k:03d}"
 
 
+LOOP_OUTLIER_FORCE_SCALE = 2.0   # [fit] outlier_force_scale of a loop's fits unless its config sets one: a label
+#   whose RMS force is beyond twice the store's median weighs as one at twice the median (the loop labels what
+#   wrong models drove MD into; see lammps_al.train.fitters.outlier_factors)
+
+
 def potential_path(settings: LoopSettings, k: int) -> Path:
     """Iteration k's potential (made by the fit that ended iteration k-1, or by the first fit)."""
     return iter_dir(settings, k) / "potential" / f"{settings.potential_name}.npz"
@@ -246,6 +251,11 @@ def load_loop_config(path: Path, workdir: Path | None = None) -> LoopConfig:
     if "name" in (raw.get("fit") or {}):
         raise ConfigError(f"{src}: [fit] name is set by [loop] potential_name ({settings.potential_name!r}); "
                           f"remove it")
+    fit_raw = raw.get("fit")
+    if isinstance(fit_raw, dict):
+        fit_raw.setdefault("outlier_force_scale", LOOP_OUTLIER_FORCE_SCALE)
+    elif fit_raw is None:
+        raw["fit"] = {"outlier_force_scale": LOOP_OUTLIER_FORCE_SCALE}
     fit = config_from_dict(raw, path)
     if fit.descriptor is None:
         raise ConfigError(f"{src} needs a [descriptor] section for the fits")

@@ -74,4 +74,8 @@ def load_otf_config(path: Path) -> tuple[Config, OTFSettings]:
     if config.fit.solver != "bayes":
         raise ConfigError(f"{path}: [fit] solver = {config.fit.solver!r}: on-the-fly learning updates a Bayesian "
                           f"posterior; set solver = \"bayes\"")
+    if config.fit.outlier_force_scale:
+        raise ConfigError(f"{path}: [fit] outlier_force_scale = {config.fit.outlier_force_scale}: it weighs each "
+                          f"label against the median of the whole training set, which changes as labels arrive, "
+                          f"while on-the-fly learning adds each label's rows once; remove it (or set 0)")
     return config, otf

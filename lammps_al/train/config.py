@@ -126,6 +126,9 @@ class FitConfig:
     output_dir: Path = Path("potentials")
     name: str = "potential"
     calibrate: bool = True                     # scale every scorer to the force error it predicts (k-fold CV)
+    outlier_force_scale: float = 0.0          # > 0: a configuration whose RMS reference force F exceeds this
+    #   multiple of the training set's median (M) weighs (scale * M / F)^2 in every row (0: every configuration
+    #   weighs alike, FitSNAP's way; the loop's default is LOOP_OUTLIER_FORCE_SCALE)
 
     def __post_init__(self):
         if not 0.0 <= self.test_fraction < 1.0:
@@ -144,6 +147,10 @@ class FitConfig:
             raise ConfigError(f"seed must be >= 0 (it seeds numpy's random generator), got {self.seed}")
         if not (self.energy or self.force or self.stress):
             raise ConfigError("energy, force and stress are all false: nothing to fit; set at least one to true")
+        if isinstance(self.outlier_force_scale, bool) or not 0 <= self.outlier_force_scale < math.inf \
+                or 0 < self.outlier_force_scale < 1:
+            raise ConfigError(f"outlier_force_scale must be 0 (off) or a number >= 1 (a multiple of the median RMS "
+                              f"force of the training configurations), got {self.outlier_force_scale!r}")
 
 
 @dataclass(frozen=True)

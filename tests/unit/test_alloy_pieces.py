@@ -145,3 +145,36 @@ def test_sqrt_natoms_energy_scaling_weights_each_energy_row_by_the_root_of_its_a
     w = row_weights(dm, cells, config)
     np.testing.assert_allclose(w[kind == 0], [5.0 * 2.0, 5.0 * np.sqrt(32.0), 5.0])
     np.testing.assert_array_equal(w[kind == 1], 1.0)
+
+
+def test_outlier_force_scale_weighs_a_far_configuration_as_one_at_the_bound(tmp_path):
+    """[fit] outlier_force_scale = s: a configuration whose RMS reference force F exceeds s * M (M the median
+    RMS force of the configurations with forces) weighs (s M / F)^2 in every one of its rows; the others, and a
+    configuration without forces, weigh 1; 0 changes nothing."""
+    from lammps_al.train.config import load_config
+    from lammps_al.train.descriptors import DesignMatrix
+    from lammps_al.train.fitters import outlier_factors, row_weights
+
+    cells = []
+    for rms in (0.0, 1.0, 1.0, 2.0, 10.0):          # every atom's force along x: RMS force = rms
+        atoms = bulk("Al", "fcc", a=4.05, cubic=True)
+        atoms.arrays["REF_forces"] = np.tile([rms, 0.0, 0.0], (len(atoms), 1))
+        cells.append(atoms)
+    median = 1.5                                     # of 1, 1, 2, 10: the cell without forces does not count
+    expected = np.array([1.0, 1.0, 1.0, 1.0, (2.0 * median / 10.0) ** 2])
+    np.testing.assert_allclose(outlier_factors(cells, 2.0), expected)
+    np.testing.assert_array_equal(outlier_factors(cells, 0.0), 1.0)
+    np.testing.assert_allclose(outlier_factors(cells, 1.0), [1, 1, 1, (1.5 / 2.0) ** 2, (1.5 / 10.0) ** 2])
+
+    path = tmp_path / "fit.toml"
+    path.write_text("[descriptor]\nelements = ['Al']\ntwojmax = 2\nrcutfac = 4.5\nradelem = [0.5]\nwj = [1.0]\n"
+                    "[fit]\noutlier_force_scale = 2.0\n"
+                    "[groups.default]\nenergy_weight = 5.0\nstress_weight = 0.5\n")
+    config = load_config(path)
+    kind = np.concatenate([[0] + [1] * 3 * len(c) + [2] * 6 for c in cells])
+    config_of = np.concatenate([[i] * (1 + 3 * len(c) + 6) for i, c in enumerate(cells)])
+    dm = DesignMatrix(A=np.zeros((len(kind), 1)), b=np.zeros(len(kind)), kind=kind, config=config_of,
+                      natoms=np.array([len(c) for c in cells]))
+    w = row_weights(dm, cells, config)
+    base = np.array([5.0, 1.0, 0.5])[kind]
+    np.testing.assert_allclose(w, base * expected[config_of])

@@ -164,6 +164,8 @@ FIT_CASES = [
     ("fit.output_dir", "[fit]\noutput_dir = 3\n", ["[fit].output_dir must be a path (string), got 3"]),
     ("fit.name", "[fit]\nname = 'pots/Al'\n", ["name must be a file stem without '/', got 'pots/Al'"]),
     ("fit.calibrate", "[fit]\ncalibrate = 'no'\n", ["[fit].calibrate must be true or false, got 'no'"]),
+    ("fit.outlier_force_scale", "[fit]\noutlier_force_scale = 0.5\n",
+     ["outlier_force_scale must be 0 (off) or a number >= 1", "got 0.5"]),
     ("fit.unknown", "[fit]\nsolvr = 'svd'\n", ["unknown key(s) ['solvr'] in [fit]; allowed:", "'solver'"]),
     ("groups", "groups = 3\n", ["[groups] must be a table of [groups.NAME] tables"]),
     ("groups.NAME", "[groups]\nbulk = 3\n", ["[groups.bulk] must be a table, got int"]),
@@ -892,6 +894,18 @@ def test_every_key_of_the_otf_config_has_a_case():
     from lammps_al.otf.config import OTFSettings
 
     assert {f.name for f in dataclasses.fields(OTFSettings)} <= {c[0].split(".")[1] for c in OTF_CASES}
+
+
+def test_an_otf_config_with_outlier_weights_is_refused(tmp_path):
+    """[fit] outlier_force_scale weighs a label against the whole store's median: on-the-fly learning adds each
+    label's rows once, so the two cannot agree; the config says so when it loads."""
+    from lammps_al.otf.config import load_otf_config
+
+    text = (ROOT / "in_files" / "al_otf.toml").read_text()
+    assert "[fit]\n" in text
+    path = tmp_path / "otf.toml"
+    path.write_text(text.replace("[fit]\n", "[fit]\noutlier_force_scale = 2.0\n"))
+    raises(ConfigError, lambda: load_otf_config(path), str(path), "outlier_force_scale = 2.0", "remove it")
 
 
 def test_the_shipped_otf_config_loads():

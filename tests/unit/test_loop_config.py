@@ -48,6 +48,22 @@ def test_a_good_config_loads_with_the_loop_s_own_store_and_name(tmp_path):
     assert cfg.loop.explore[0].kind == "melt"
 
 
+def test_the_loop_s_fits_weigh_far_labels_down_unless_the_config_says_otherwise(tmp_path):
+    """The loop labels what wrong models drove MD into: its fits use [fit] outlier_force_scale =
+    LOOP_OUTLIER_FORCE_SCALE unless the file sets one (0 turns it off); a plain fit keeps FitSNAP's weights."""
+    from lammps_al.loop.config import LOOP_OUTLIER_FORCE_SCALE
+    from lammps_al.train.config import load_config
+
+    assert load_loop_config(config(tmp_path)).fit.fit.outlier_force_scale == LOOP_OUTLIER_FORCE_SCALE == 2.0
+    other = tmp_path / "other"
+    other.mkdir()
+    cfg = load_loop_config(config(other, extra="[fit]\nseed = 3\noutlier_force_scale = 0\n"))
+    assert cfg.fit.fit.outlier_force_scale == 0 and cfg.fit.fit.seed == 3
+    plain = tmp_path / "fit.toml"
+    plain.write_text("[descriptor]\nelements = ['Al']\ntwojmax = 2\nrcutfac = 4.5\nradelem = [0.5]\nwj = [1.0]\n")
+    assert load_config(plain).fit.outlier_force_scale == 0.0
+
+
 @pytest.mark.parametrize("loop, message", [
     ('iterations = "8"', r"\[loop\].iterations must be an integer, got '8'"),
     ("sigma_target = -1", "sigma_target must be > 0"),
