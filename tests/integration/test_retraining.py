@@ -268,3 +268,49 @@ def test_unknown_executor_is_refused(tmp_path):
     (tmp_path / "cfg.toml").write_text('[oracle]\nname = "eam"\nexecutor = "mpi"\n')
     with pytest.raises(ConfigError, match=r"\[oracle\] executor has moved: write \[executor\] kind = 'mpi'"):
         load_config(tmp_path / "cfg.toml")
+
+
+def test_outlier_weights_keep_one_far_label_from_spoiling_the_fit(tmp_path, lammps_install):
+    """What active learning labels includes configurations a wrong model drove its MD into, far from anything
+    the simulation samples. One such cell (rattled 0.4 A: RMS force ~10x the others') among rattled cells
+    near equilibrium: fitted with equal weights, its residual sets the noise level of the Bayesian fit for
+    all, and the error on held-out rattled cells grows; with [fit] outlier_force_scale = 2 it weighs as a
+    cell at twice the median RMS force, and the held-out error is the one of the fit without it (measured when
+    written: 0.0145 without the far cell, 0.0305 with it, 0.0156 with it and the rule)."""
+    from ase.io import write
+
+    from lammps_al.train.config import config_from_dict
+
+    calc = make_calculator(OracleSpec("eam"))
+
+    def labelled(atoms):
+        labels = compute_labels(calc, atoms)
+        atoms.info["REF_energy"] = labels["energy"]
+        atoms.arrays["REF_forces"] = labels["forces"]
+        return atoms
+
+    near = [labelled(rattled_al(seed=s, a=4.0 + 0.02 * s)) for s in range(8)]
+    far = bulk("Al", "fcc", a=4.05, cubic=True).repeat(2)
+    far.rattle(0.4, seed=99)
+    far = labelled(far)
+    held = [labelled(rattled_al(seed=20 + s, a=4.01 + 0.03 * s)) for s in range(4)]
+    rms = lambda a: np.sqrt(np.mean(np.sum(a.arrays["REF_forces"] ** 2, axis=1)))  # noqa: E731
+    assert rms(far) > 5 * np.median([rms(a) for a in near])
+    write(tmp_path / "held.extxyz", held)
+
+    def held_out_force_rmse(cells, scale):
+        write(tmp_path / "train.extxyz", cells)
+        raw = {"training": {"dir": str(tmp_path / "none"),
+                            "sources": [{"path": str(tmp_path / "train.extxyz")},
+                                        {"path": str(tmp_path / "held.extxyz"), "test": True, "group": "held"}]},
+               "descriptor": {"elements": ["Al"], "twojmax": 4, "rcutfac": 4.1, "radelem": [0.5], "wj": [1.0]},
+               "fit": {"model": "quadratic", "solver": "bayes", "outlier_force_scale": scale, "calibrate": False},
+               "groups": {"default": {"energy_weight": 100.0, "force_weight": 1.0}}}
+        outcome = fit_potential(config_from_dict(raw, tmp_path / "fit.toml"), write=False, show_progress=False)
+        return outcome.metrics["test"]["held"]["force"]["rmse"]
+
+    clean = held_out_force_rmse(near, 0.0)
+    spoiled = held_out_force_rmse(near + [far], 0.0)
+    guarded = held_out_force_rmse(near + [far], 2.0)
+    assert spoiled > 1.5 * clean, (clean, spoiled)
+    assert guarded < 1.2 * clean, (clean, guarded)
