@@ -245,17 +245,15 @@ def load_loop_config(path: Path, workdir: Path | None = None) -> LoopConfig:
     else:
         settings = dataclasses.replace(settings, workdir=resolve(settings.workdir,
                                                                  Path.cwd() if is_shipped(path) else base))
-    if "dir" in (raw.get("training") or {}):
+    if isinstance(raw.get("training"), dict) and "dir" in raw["training"]:
         raise ConfigError(f"{src}: [training] dir is set by the loop (WORKDIR/training = "
                           f"{settings.workdir / 'training'}); remove it (extra data goes in [training] sources)")
-    if "name" in (raw.get("fit") or {}):
+    if isinstance(raw.get("fit"), dict) and "name" in raw["fit"]:
         raise ConfigError(f"{src}: [fit] name is set by [loop] potential_name ({settings.potential_name!r}); "
                           f"remove it")
-    fit_raw = raw.get("fit")
-    if isinstance(fit_raw, dict):
+    fit_raw = raw.setdefault("fit", {})
+    if isinstance(fit_raw, dict):            # anything else is refused, by name, when the fit's sections load
         fit_raw.setdefault("outlier_force_scale", LOOP_OUTLIER_FORCE_SCALE)
-    elif fit_raw is None:
-        raw["fit"] = {"outlier_force_scale": LOOP_OUTLIER_FORCE_SCALE}
     fit = config_from_dict(raw, path)
     if fit.descriptor is None:
         raise ConfigError(f"{src} needs a [descriptor] section for the fits")

@@ -147,8 +147,7 @@ class FitConfig:
             raise ConfigError(f"seed must be >= 0 (it seeds numpy's random generator), got {self.seed}")
         if not (self.energy or self.force or self.stress):
             raise ConfigError("energy, force and stress are all false: nothing to fit; set at least one to true")
-        if isinstance(self.outlier_force_scale, bool) or not 0 <= self.outlier_force_scale < math.inf \
-                or 0 < self.outlier_force_scale < 1:
+        if not (self.outlier_force_scale == 0 or 1 <= self.outlier_force_scale < math.inf):
             raise ConfigError(f"outlier_force_scale must be 0 (off) or a number >= 1 (a multiple of the median RMS "
                               f"force of the training configurations), got {self.outlier_force_scale!r}")
 
@@ -193,7 +192,10 @@ def config_from_dict(raw: dict, path: Path, extra_sections=()) -> Config:
     check_sections(raw, SECTIONS + tuple(extra_sections), src)
     base = Path(path).parent.resolve()
 
-    tr = dict(raw.get("training", {}) or {})
+    tr = raw.get("training", {}) or {}
+    if not isinstance(tr, dict):
+        raise ConfigError(f"{src}: [training] must be a table, got {type(tr).__name__} {tr!r:.60}")
+    tr = dict(tr)
     sources = []
     raw_sources = tr.pop("sources", []) or []
     if not isinstance(raw_sources, list):

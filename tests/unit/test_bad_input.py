@@ -42,6 +42,7 @@ DESCRIPTOR = "[descriptor]\nelements = ['Al']\ntwojmax = 4\nrcutfac = 4.0\nradel
 
 # id: the key; the TOML; what the message must hold besides the file: the key, the value and what is right
 FIT_CASES = [
+    ("training", "training = 3\n", ["[training] must be a table, got int 3"]),
     ("training.dir", "[training]\ndir = 3\n", ["[training].dir", "must be a path (string)", "got 3"]),
     ("training.sources", "[training]\nsources = 'a.xyz'\n", ["sources must be a list of tables", "'a.xyz'"]),
     ("training.sources.path", "[training]\nsources = [{format = 'extxyz'}]\n", ["[training.sources[0]] lacks path"]),
@@ -324,6 +325,17 @@ def loop_config(tmp_path: Path, loop: str = "", explore: str = "", extra: str = 
     path = tmp_path / "loop.toml"
     path.write_text(text)
     return path
+
+
+@pytest.mark.parametrize("section", ["fit", "training"])
+def test_a_loop_config_whose_fit_section_is_not_a_table_is_named(tmp_path, section):
+    """`fit = 3` at the top of a loop config: the message names the section and the value (the loop reads
+    [fit] and [training] itself before the fit's sections load), not an internal error."""
+    from lammps_al.loop.config import load_loop_config
+
+    path = loop_config(tmp_path)
+    path.write_text(f"{section} = 3\n" + path.read_text())
+    raises(ConfigError, lambda: load_loop_config(path), str(path), f"[{section}] must be a table, got int 3")
 
 
 @pytest.mark.parametrize("parts, fragments", [pytest.param(p, f, id=i) for i, p, f in LOOP_CASES])
