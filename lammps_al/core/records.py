@@ -445,6 +445,29 @@ class CalibrationRecord:
 
 
 @dataclass(frozen=True)
+class ElasticRecord:
+    """How well iteration k's potential knows its crystal's elastic constants and vacancy formation energy (the
+    posterior of C11, C12, C44 and the unrelaxed E_vac at its own lattice constant, each linear in the
+    coefficients), the cells labelled when it did not know them well enough (per group), and the factors on
+    the default weights the next fits give those groups' stress (elastic) and energy (vacancy) rows
+    (:mod:`lammps_al.loop.elastic`)."""
+
+    STAGE: ClassVar[str] = "elastic"
+    structure: str = ""
+    a0: float = 0.0
+    constants: dict[str, float] = field(default_factory=dict)          # C11/C12/C44 GPa, E_vac eV
+    sigma_relative: dict[str, float] = field(default_factory=dict)      # posterior std / |value|, this potential
+    calibration_scale: float = 1.0        # the std's factor (the loop's last RMS actual / predicted, at least 1)
+    labelled: dict[str, int] = field(default_factory=dict)   # per group checked: its cells of this iteration
+    cost_natoms3: float = 0.0
+    stress_factor: float = 1.0             # on the default stress weight, for the elastic group's stress rows
+    vacancy_energy_factor: float = 1.0     # on the default energy weight, for the vacancy group's energy row
+    predicted_sigma_relative: dict[str, float] = field(default_factory=dict)   # with the new cells and factors
+    skipped: str = ""
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
 class FitRecord:
     STAGE: ClassVar[str] = "fit"
     potential: str
@@ -520,6 +543,7 @@ class IterationSummary:
     model: str = ""                  # the refit's model, and the runner-up when the fitter chose it
     runner_up: str = ""
     reached: list[str] = field(default_factory=list)   # structure kinds the exploration runs reached
+    elastic: str = ""                # the elastic-constant check of this iteration's potential, one line
 
 
 @dataclass(frozen=True)

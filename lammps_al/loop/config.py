@@ -130,6 +130,8 @@ class LoopSettings:
     trajectory_statistic: Literal["max", "rms"] = "max"   # of the per-atom sigma, averaged along trajectories
     held_out_snapshots: int = 2              # per system, for an oracle LAMMPS cannot run (its own MD); 0: none
     held_out_budget: float = 3600.0          # s of oracle time the held-out MD may take (estimated first)
+    elastic_tolerance: float = 0.05          # relative; label strained cells while 2 posterior std of C11, C12 or
+    #                                          C44 exceed it (lammps_al.loop.elastic); 0: never
     explore: tuple[ExploreRun, ...] = ()
 
     def __post_init__(self):
@@ -154,6 +156,9 @@ class LoopSettings:
             raise ConfigError(f"held_out_snapshots must be >= 0 (0: no held-out set), got {self.held_out_snapshots}")
         if not self.held_out_budget > 0:
             raise ConfigError(f"held_out_budget must be > 0 s, got {self.held_out_budget}")
+        if not 0 <= self.elastic_tolerance < 1:
+            raise ConfigError(f"elastic_tolerance must be a fraction in [0, 1) (0.05: C11, C12, C44 known within 5 %; "
+                              f"0: no strained cells), got {self.elastic_tolerance}")
         if not 0 <= self.force_target < math.inf:
             raise ConfigError(f"force_target must be > 0 eV/A (or 0: not used), got {self.force_target}")
         check_variables(self.lammps_variables, "lammps_variables")

@@ -10,6 +10,9 @@ State lives on disk, one folder per iteration::
     WORKDIR/iter_000/STAGE.json       each stage's record, written atomically when it ends
     WORKDIR/history.json              the learning curve and one summary per iteration
 
+Each iteration: material, elastic (strained cells when the potential's C11/C12/C44 are uncertain), explore,
+select, label, calibrate, and the next iteration's fit and held-out errors.
+
 ``--resume`` skips every stage whose record exists (:mod:`lammps_al.loop.stages`); labelling skips labels
 already in the store, so a kill at any moment loses nothing and duplicates nothing. Convergence: the
 trajectory-averaged max per-atom sigma of the exploration runs stays below ``sigma_target`` for
@@ -23,10 +26,10 @@ from typing import Callable
 
 from lammps_al.core.errors import LoopError
 from lammps_al.core.io import atomic_write_text
-from lammps_al.core.records import (CalibrationRecord, ExploreRecord, FitRecord, HeldOutRecord, HeldOutSummary, History,
+from lammps_al.core.records import (CalibrationRecord, ElasticRecord, ExploreRecord, FitRecord, HeldOutRecord, HeldOutSummary, History,
                                     IterationSummary, LabelStageRecord, LearningPoint, MaterialRecord, SelectRecord,
                                     StartRecord, write_marker)
-from lammps_al.loop import calibrate, explore, fit, label, material, select, start
+from lammps_al.loop import calibrate, elastic, explore, fit, label, material, select, start
 from lammps_al.loop.config import LoopConfig, LoopSettings, iter_dir, potential_path
 from lammps_al.loop.report import summary_lines, write_plots
 from lammps_al.loop.stages import run_stage, workdir_lock
@@ -57,6 +60,7 @@ def iteration(cfg: LoopConfig, k: int, show_progress: bool = True) -> IterationS
     """Explore, select, label, calibrate with iteration k's potential; fit iteration k+1's."""
     d, nxt = iter_dir(cfg.loop, k), iter_dir(cfg.loop, k + 1)
     run_stage(d, MaterialRecord, lambda: material.material(cfg, k))
+    checked = run_stage(d, ElasticRecord, lambda: elastic.elastic(cfg, k, show_progress))
     explored = run_stage(d, ExploreRecord, lambda: explore.explore(cfg, k, show_progress))
     selected = run_stage(d, SelectRecord, lambda: select.select(cfg, k))
     labelled = run_stage(d, LabelStageRecord, lambda: label.label(cfg, k, selected, show_progress))
@@ -69,10 +73,12 @@ def iteration(cfg: LoopConfig, k: int, show_progress: bool = True) -> IterationS
         labels_total=fitted.n_configurations, held_out=HeldOutSummary.of(held), calibration_n=calib.n,
         calibration_spearman=calib.spearman, calibration_scale=calib.scale, test=fitted.test, train=fitted.train,
         crashed=explored.crashed, halted=explored.halted,
-        seconds={"explore": explored.seconds, "label": labelled.seconds, "fit": fitted.seconds},
+        seconds={"elastic": checked.seconds, "explore": explored.seconds, "label": labelled.seconds,
+                 "fit": fitted.seconds},
         cost_natoms3=fitted.cost_natoms3, model=fitted.model,
         runner_up=(fitted.selection or {}).get("runner_up") or "",
-        reached=[f"{name}: {', '.join(run.reached) or run.status}" for name, run in explored.runs.items()])
+        reached=[f"{name}: {', '.join(run.reached) or run.status}" for name, run in explored.runs.items()],
+        elastic=elastic.elastic_line(checked))
 
 
 def run_loop(cfg: LoopConfig, resume: bool = False, show_progress: bool = True, report: Callable = log.info,

@@ -111,6 +111,8 @@ def summary_lines(e: IterationSummary, sigma_target: float) -> list[str]:
              f"  energy uncertainty of the new labels (the potential that flagged them): n={e.calibration_n}, "
              f"Spearman(sigma, error) {fmt(e.calibration_spearman)}, RMS actual/predicted "
              f"{fmt(e.calibration_scale)}"]
+    if e.elastic:
+        lines.append(f"  elastic constants of the potential explored with: {e.elastic}")
     if e.reached:
         lines.append("  runs reached:")
         lines += [f"    {r}" for r in e.reached]

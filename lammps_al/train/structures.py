@@ -37,11 +37,12 @@ def random_strain(atoms: Atoms, magnitude: float, rng: np.random.Generator) -> A
 ELASTIC_GROUP = "elastic"
 
 
-def elastic_set(element: str = "Al", a: float = AL_LATTICE, strains=(-0.01, -0.005, 0.005, 0.01)) -> list[Atoms]:
-    """Perfect fcc cells under small uniaxial (xx) and shear (yz) strains: the stress of these cells is the
-    elastic response itself, so a fit that weights their stress learns C11, C12 and C44 (their group,
-    ``ELASTIC_GROUP``, gets its own weights in the fit config)."""
-    base = bulk(element, "fcc", a=a, cubic=True)
+def elastic_set(element: str = "Al", a: float = AL_LATTICE, strains=(-0.01, -0.005, 0.005, 0.01),
+                structure: str = "fcc") -> list[Atoms]:
+    """Perfect cubic cells (``structure`` fcc or bcc) under small uniaxial (xx) and shear (yz) strains, the xx
+    cells first: the stress of these cells is the elastic response itself, so a fit that weights their stress
+    learns C11, C12 and C44 (their group, ``ELASTIC_GROUP``, gets its own weights in the fit config)."""
+    base = bulk(element, structure, a=a, cubic=True)
     out = []
     for (i, j) in ((0, 0), (1, 2)):
         for d in strains:
@@ -50,7 +51,7 @@ def elastic_set(element: str = "Al", a: float = AL_LATTICE, strains=(-0.01, -0.0
             cell = base.copy()
             cell.set_cell(base.cell.array @ (np.eye(3) + eps), scale_atoms=True)
             cell.info["group"] = ELASTIC_GROUP
-            out.append(_tag(cell, "fcc-elastic"))
+            out.append(_tag(cell, f"{structure}-elastic"))
     return out
 
 

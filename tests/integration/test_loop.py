@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lammps_al.core.errors import ConfigError
-from lammps_al.core.records import ExploreRecord, History, SelectRecord, read_flagged, read_marker
+from lammps_al.core.records import ElasticRecord, ExploreRecord, History, SelectRecord, read_flagged, read_marker
 from lammps_al.loop.config import iter_dir, load_loop_config
 from lammps_al.loop.driver import run_loop
 from lammps_al.train.store import LabelledStore
@@ -43,12 +43,14 @@ def test_loop_runs_and_resumes_without_duplicating_labels(tmp_path, lammps_insta
     n_labels = len([r for r in store.records() if r.status == "ok"])
     assert (iter_dir(cfg.loop, 1) / "potential" / "Al.npz").is_file()
     state = read_marker(cfg.loop.workdir, History)
-    assert state.start.labels_total == first.labels_total - first.labelled   # learning curve's 1st point
+    checked = read_marker(iter_dir(cfg.loop, 0), ElasticRecord)     # strained cells, when C_ij were unsure
+    assert first.elastic and checked is not None
+    assert state.start.labels_total == first.labels_total - first.labelled - sum(checked.labelled.values())
     assert state.start.held_out.force_rmse_eV_A > 0 and state.iterations == history
     assert (cfg.loop.workdir / "learning_curve.png").stat().st_size > 1000
     assert (cfg.loop.workdir / "loop.toml").read_text() == cfg.source.read_text()   # what validate reads
     # a kill after the labels were stored but before the stage markers were written
-    for stage in ("label", "calibration", "fit"):
+    for stage in ("elastic", "label", "calibration", "fit"):
         marker = iter_dir(cfg.loop, 0 if stage != "fit" else 1) / f"{stage}.json"
         marker.unlink()
     with pytest.raises(Exception, match="--resume"):

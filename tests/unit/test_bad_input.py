@@ -284,6 +284,8 @@ LOOP_CASES = [
     ("loop.held_out_snapshots", {"loop": "held_out_snapshots = -1"},
      ["held_out_snapshots must be >= 0 (0: no held-out set), got -1"]),
     ("loop.held_out_budget", {"loop": "held_out_budget = 0"}, ["held_out_budget must be > 0 s, got 0.0"]),
+    ("loop.elastic_tolerance", {"loop": "elastic_tolerance = 5"},
+     ["elastic_tolerance must be a fraction in [0, 1) (0.05: C11, C12, C44 known within 5 %", "got 5.0"]),
     ("loop.unknown", {"loop": "speed = 'fast'"}, ["unknown key(s) ['speed'] in [loop]; allowed:"]),
     ("explore.name", {"explore": "", "name": "../melt"}, ["name must be a plain file name, got '../melt'"]),
     ("explore.name.twice", {"explore": '[[explore]]\nname = "melt"\ninput = "explore_npt.in"\n'},
