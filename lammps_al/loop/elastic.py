@@ -132,12 +132,12 @@ class Check:
     """One property set the stage watches: its group, the cells that pin it, the row kind whose weight the
     stage chooses (0 energy, 2 stress) and the properties it answers for."""
 
-    def __init__(self, group: str, make_cells, kind: int, properties: tuple[str, ...], what: str):
-        self.group, self.make_cells, self.kind, self.properties, self.what = group, make_cells, kind, properties, what
+    def __init__(self, group: str, make_cells, kind: int, properties: tuple[str, ...]):
+        self.group, self.make_cells, self.kind, self.properties = group, make_cells, kind, properties
 
 
-CHECKS = (Check(ELASTIC_GROUP, strained_cells, 2, ("C11", "C12", "C44"), "strained cells"),
-          Check(VACANCY_GROUP, vacancy_cells, 0, ("E_vac",), "vacancy cell"))
+CHECKS = (Check(ELASTIC_GROUP, strained_cells, 2, ("C11", "C12", "C44")),
+          Check(VACANCY_GROUP, vacancy_cells, 0, ("E_vac",)))
 FACTOR_FIELD = {ELASTIC_GROUP: "stress_factor", VACANCY_GROUP: "vacancy_energy_factor"}
 
 
@@ -259,7 +259,7 @@ def elastic_line(r: ElasticRecord) -> str:
     for check in CHECKS:
         if check.group in r.labelled:
             kind = "stress" if check.kind == 2 else "energy"
-            line += (f"; {r.labelled[check.group]} {check.what} labelled this iteration, their {kind} weighs "
+            line += (f"; {check.group}: {r.labelled[check.group]} new cell(s), {kind} weight "
                      f"x{getattr(r, FACTOR_FIELD[check.group]):g}")
     if r.labelled:
         line += " (then " + ", ".join(f"{k} +- {100 * v:.1f} %" for k, v in r.predicted_sigma_relative.items()) + ")"
