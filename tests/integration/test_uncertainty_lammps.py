@@ -6,6 +6,7 @@ and dumps ``id pe/atom fx fy fz d_lal_sigma`` sorted by atom ID.
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -141,19 +142,21 @@ def test_out_of_domain_cells_score_far_above_training_like_ones(runner):
 
 
 def empty_ranks_match_serial(runner, size: tuple[int, int, int], height: float, shift: float, nprocs: int,
-                             forces: bool = False) -> None:
+                             forces: bool = False, modes=(("mliappy", "bayes"),)) -> None:
     """A slab at the bottom of a tall box on a 1x1xN grid (the upper ranks own no atoms): MD runs to the end
-    with the serial energies and sigma (and forces) by atom ID, for both shipped potentials."""
+    with the serial energies and sigma (and forces) by atom ID, for both shipped potentials, in each
+    (snippet mode, scorer)."""
     slab = fcc100("Al", size=size, a=4.05, vacuum=0.0, periodic=True)
     cell = slab.cell.array.copy()
     cell[2, 2] = height
     slab.set_cell(cell)
     slab.positions[:, 2] += shift
     md = "velocity all create 300 5 mom yes\nfix nve all nve"
-    for name in ("Al_linear", "Al_quadratic"):
-        snippet = POTENTIALS / f"{name}.mliappy.lammps"
-        serial = run_cell(runner, slab, snippet, steps=20, md=md)
-        parallel = run_cell(runner, slab, snippet, nprocs=nprocs, steps=20, md=md, procs=f"processors 1 1 {nprocs}")
+    for name, (mode, scorer) in itertools.product(("Al_linear", "Al_quadratic"), modes):
+        snippet = POTENTIALS / f"{name}.{mode}.lammps"
+        serial = run_cell(runner, slab, snippet, steps=20, md=md, scorer=scorer)
+        parallel = run_cell(runner, slab, snippet, nprocs=nprocs, steps=20, md=md, scorer=scorer,
+                            procs=f"processors 1 1 {nprocs}")
         assert f"1 by 1 by {nprocs} MPI processor grid" in (runner.workdir / "log.lammps").read_text()
         assert parallel["energy"] == pytest.approx(serial["energy"], rel=1e-10)
         if forces:
@@ -162,8 +165,12 @@ def empty_ranks_match_serial(runner, size: tuple[int, int, int], height: float, 
 
 
 def test_empty_rank_runs_to_the_end_with_the_serial_energies(runner):
-    """A slab in the lower half of a tall box on a 1x1x2 grid: rank 1 owns no atoms, and MD still runs."""
-    empty_ranks_match_serial(runner, (3, 3, 4), 40.0, 2.0, nprocs=2)
+    """A slab in the lower half of a tall box on a 1x1x2 grid: rank 1 owns no atoms, and MD still runs, in
+    both snippet modes and with the force-feature scorer (its compute snad/atom communicates: a rank without
+    atoms that skipped it hung the run)."""
+    empty_ranks_match_serial(runner, (3, 3, 4), 40.0, 2.0, nprocs=2,
+                             modes=(("mliappy", "bayes"), ("mliappy", "bayes_force"), ("snap", "bayes"),
+                                    ("snap", "bayes_force")))
 
 
 def lammps_error(proc) -> str:
