@@ -22,7 +22,8 @@ row of its vacancy cell):
 
 A config's own ``[groups.elastic]`` / ``[groups.vacancy]`` wins over the factor. Skipped, with the reason
 recorded, for a potential without a posterior covariance, a host crystal that is not cubic, or
-``elastic_tolerance = 0``.
+``elastic_tolerance = 0``. The cells, gradients and weights: :mod:`lammps_al.train.crystal` (on-the-fly
+learning checks the same way).
 """
 
 from __future__ import annotations
@@ -31,135 +32,20 @@ import logging
 import re
 import time
 
-import numpy as np
 from ase.io import read
 
 from lammps_al.core import potential as potential_io
 from lammps_al.core.records import CalibrationRecord, ElasticRecord, MaterialRecord, read_marker
 from lammps_al.loop.config import LoopConfig, iter_dir, potential_path
-from lammps_al.train.descriptors import _canonical_frame, compute_blocks, design_matrix
+from lammps_al.train.crystal import (CHECKS, CUBIC, FACTORS, SAME_LATTICE, VACANCY_GROUP, Rows, gradients,
+                                     relative_sigma, smallest_factor, weighted_rows, worst)
 from lammps_al.train.label import label_with_oracle
 from lammps_al.train.store import LabelledStore
-from lammps_al.train.structures import ELASTIC_GROUP, elastic_set
+from lammps_al.train.structures import ELASTIC_GROUP
 
 log = logging.getLogger(__name__)
 
-STRAIN = 0.01
-FACTORS = (1.0, 3.0, 10.0, 30.0, 100.0)
-SAME_LATTICE = 0.005           # relative: strained cells of a lattice constant this close are not labelled again
-CUBIC = ("fcc", "bcc")
-BAR_TO_GPA = 1e-4
-VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
-
-
-def strained_cells(element: str, structure: str, a0: float, k: int = 0):
-    """The xx+, xx-, yz+, yz- cells (:func:`~lammps_al.train.structures.elastic_set`) at ``a0``, their source
-    naming iteration ``k`` and ``a0``."""
-    cells = elastic_set(element, a0, strains=(STRAIN, -STRAIN), structure=structure)
-    for i, atoms in enumerate(cells):
-        atoms.info["source"] = f"elastic/iter{k:03d}/{structure}/a={a0:.5f}/{i}"
-    return cells
-
-
-def _with_empty_labels(cells):
-    out = []
-    for atoms in cells:
-        a = atoms.copy()
-        a.info["REF_energy"] = 0.0
-        a.arrays["REF_forces"] = np.zeros((len(a), 3))
-        a.info["REF_stress"] = np.zeros(6)
-        out.append(a)
-    return out
-
-
-def stress_columns(potential, cells) -> np.ndarray:
-    """(cells, 6, coefficients): the stress (GPa, Voigt xx yy zz yz xz xy, in each cell's own frame) per unit
-    of each coefficient."""
-    blocks = compute_blocks(cells, potential.descriptor, potential.reference)
-    dm = design_matrix(cells, blocks, potential.descriptor, energy=False, force=False)
-    rows = dm.A.reshape(len(cells), 6, -1) * -BAR_TO_GPA      # pressure rows (bar) -> stress (GPa)
-    out = np.empty_like(rows)
-    for c, atoms in enumerate(cells):
-        rot = _canonical_frame(atoms)[2]
-        s33 = np.zeros((3, 3, rows.shape[2]))
-        for k, (i, j) in enumerate(VOIGT):
-            s33[i, j] = s33[j, i] = rows[c, k]
-        s33 = np.einsum("ia,abn,jb->ijn", rot, s33, rot)       # the LAMMPS frame back to the cell's
-        for k, (i, j) in enumerate(VOIGT):
-            out[c, k] = s33[i, j]
-    return out
-
-
-def constant_gradients(potential, element: str, structure: str, a0: float) -> dict[str, np.ndarray]:
-    """g with C = g . coefficients for C11, C12 and C44 of ``potential`` at ``a0``."""
-    s = stress_columns(potential, _with_empty_labels(strained_cells(element, structure, a0)))
-    d_xx = (s[0] - s[1]) / (2 * STRAIN)
-    d_yz = (s[2] - s[3]) / (2 * STRAIN)
-    return {"C11": d_xx[0], "C12": d_xx[1], "C44": d_yz[3]}
-
-
-VACANCY_GROUP = "vacancy"
-VACANCY_REPS = 2               # the 2x2x2 cubic cell: 31 atoms for fcc, 15 for bcc
-
-
-def vacancy_cells(element: str, structure: str, a0: float, k: int = 0):
-    """The cubic ``VACANCY_REPS``^3 cell at ``a0`` with one atom removed, unrelaxed (its forces are the
-    relaxation's), its source naming iteration ``k`` and ``a0``."""
-    from ase.build import bulk
-
-    cell = bulk(element, structure, a=a0, cubic=True).repeat(VACANCY_REPS)
-    del cell[0]
-    cell.info.update(kind=f"{structure}-vacancy", group=VACANCY_GROUP,
-                     source=f"vacancy/iter{k:03d}/{structure}/a={a0:.5f}/0")
-    cell.pbc = True
-    return [cell]
-
-
-def vacancy_gradient(potential, element: str, structure: str, a0: float) -> np.ndarray:
-    """g with E_vac = g . coefficients: the unrelaxed vacancy formation energy E(N-1) - (N-1)/N E(N) (eV)."""
-    from ase.build import bulk
-
-    perfect = bulk(element, structure, a=a0, cubic=True).repeat(VACANCY_REPS)
-    cells = _with_empty_labels([perfect, vacancy_cells(element, structure, a0)[0]])
-    blocks = compute_blocks(cells, potential.descriptor, potential.reference)
-    dm = design_matrix(cells, blocks, potential.descriptor, force=False, stress=False)
-    n = np.array([len(c) for c in cells], dtype=float)
-    total = dm.A * n[:, None]                 # per-atom energy rows -> total energy per coefficient
-    return total[1] - total[0] * (n[1] / n[0])
-
-
-class Check:
-    """One property set the stage watches: its group, the cells that pin it, the row kind whose weight the
-    stage chooses (0 energy, 2 stress) and the properties it answers for."""
-
-    def __init__(self, group: str, make_cells, kind: int, properties: tuple[str, ...]):
-        self.group, self.make_cells, self.kind, self.properties = group, make_cells, kind, properties
-
-
-CHECKS = (Check(ELASTIC_GROUP, strained_cells, 2, ("C11", "C12", "C44")),
-          Check(VACANCY_GROUP, vacancy_cells, 0, ("E_vac",)))
 FACTOR_FIELD = {ELASTIC_GROUP: "stress_factor", VACANCY_GROUP: "vacancy_energy_factor"}
-
-
-def weighted_rows(potential, cells, weights, kind: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The rows the fit gives ``cells`` with group weights ``weights`` (only the rows of ``kind`` if given)
-    and each row's kind (0 energy, 1 force, 2 stress)."""
-    blocks = compute_blocks(cells, potential.descriptor, potential.reference)
-    dm = design_matrix(_with_empty_labels(cells), blocks, potential.descriptor, energy=kind in (None, 0),
-                       force=kind in (None, 1), stress=kind in (None, 2))
-    natoms = dm.natoms[dm.config]
-    energy = weights.energy_weight * (np.sqrt(natoms) if weights.energy_scaling == "sqrt-natoms" else 1.0)
-    w = np.select([dm.kind == 0, dm.kind == 1], [energy, weights.force_weight], weights.stress_weight)
-    return dm.A * w[:, None], dm.kind
-
-
-def relative_sigma(gradients: dict, coefficients: np.ndarray, covariance: np.ndarray) -> dict[str, float]:
-    return {k: float(np.sqrt(max(g @ covariance @ g, 0.0)) / max(abs(g @ coefficients), 1e-12))
-            for k, g in gradients.items()}
-
-
-def _worst(sigma: dict, names) -> float:
-    return max(2 * sigma[n] for n in names)
 
 
 def elastic(cfg: LoopConfig, k: int, show_progress: bool = True) -> ElasticRecord:
@@ -181,18 +67,18 @@ def elastic(cfg: LoopConfig, k: int, show_progress: bool = True) -> ElasticRecor
                              skipped="the potential has no posterior covariance ([fit] solver = 'bayes' has one)")
     t = time.perf_counter()
     beta = pot.coefficients.ravel()
-    grads = constant_gradients(pot, mat.element, mat.structure, mat.a0)
-    grads["E_vac"] = vacancy_gradient(pot, mat.element, mat.structure, mat.a0)
+    rows = Rows.of(pot)
+    grads = gradients(rows, mat.element, mat.structure, mat.a0)
     constants = {name: float(g @ beta) for name, g in grads.items()}
     calib = read_marker(iter_dir(s, k - 1), CalibrationRecord) if k > 0 else None
     scale = max(1.0, calib.scale) if calib is not None and calib.scale else 1.0
     sigma = relative_sigma(grads, beta, cov * scale ** 2)
     store = LabelledStore(cfg.fit.training.dir)
-    precision = np.linalg.inv(cov)
+    covariance = cov
     noise = float(pot.noise["noise_precision"])
     labelled, cost, chosen = {}, 0.0, dict(before)
     for check in CHECKS:
-        if _worst(sigma, check.properties) <= tol:
+        if worst(sigma, check.properties) <= tol:
             continue
         if not any(abs(a / mat.a0 - 1) < SAME_LATTICE for _, a, _ in _stored(store, check.group)):
             cells = check.make_cells(mat.element, mat.structure, mat.a0, k)
@@ -212,20 +98,12 @@ def elastic(cfg: LoopConfig, k: int, show_progress: bool = True) -> ElasticRecor
             candidates = (f0,)
         else:
             candidates = tuple(f for f in FACTORS if f >= f0) or (f0,)
-        rows_new, kind_new = weighted_rows(pot, new, weights) if new else (None, None)
-        rows_old = weighted_rows(pot, old, weights, kind=check.kind)[0] if old else None
-        for f in candidates:
-            p = precision.copy()
-            if rows_new is not None:
-                r = rows_new * np.where(kind_new == check.kind, f, 1.0)[:, None]
-                p += noise * r.T @ r
-            if rows_old is not None and f > f0:
-                p += noise * (f ** 2 - f0 ** 2) * rows_old.T @ rows_old
-            chosen[check.group] = f
-            if _worst(relative_sigma(grads, beta, np.linalg.inv(p) * scale ** 2), check.properties) <= tol:
-                break
-        precision = p                                # the next check sees this one's rows
-    predicted = relative_sigma(grads, beta, np.linalg.inv(precision) * scale ** 2)
+        # the next check sees this one's rows
+        chosen[check.group], covariance = smallest_factor(
+            check, candidates, f0, grads, beta, covariance, noise, scale, tol,
+            new=weighted_rows(rows, new, weights) if new else None,
+            old=weighted_rows(rows, old, weights, kind=check.kind)[0] if old else None)
+    predicted = relative_sigma(grads, beta, covariance * scale ** 2)
     return ElasticRecord(structure=mat.structure, a0=mat.a0, constants=constants, sigma_relative=sigma,
                          calibration_scale=scale, labelled=labelled, cost_natoms3=cost,
                          **{FACTOR_FIELD[g]: f for g, f in chosen.items()},

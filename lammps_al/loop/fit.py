@@ -11,7 +11,6 @@ from lammps_al.core.records import FitRecord, HeldOutRecord
 from lammps_al.loop.config import LoopConfig, iter_dir, potential_path
 from lammps_al.train.held_out import held_out_errors, labelled_held_out_set
 from lammps_al.train.refit import fit_potential
-from lammps_al.train.structures import ELASTIC_GROUP
 
 log = logging.getLogger(__name__)
 
@@ -25,18 +24,13 @@ def fit(cfg: LoopConfig, k: int, show_progress: bool = True) -> FitRecord:
     """Fit on everything labelled so far; the result is iteration k's potential. The elastic group's stress and
     the vacancy group's energy weigh what iteration k-1's check chose (:mod:`lammps_al.loop.elastic`) unless
     the config sets those groups' weights."""
-    from lammps_al.loop.elastic import VACANCY_GROUP, factors_for_fit
+    from lammps_al.loop.elastic import factors_for_fit
+    from lammps_al.train.crystal import weighted_config
 
     t = time.perf_counter()
     out = iter_dir(cfg.loop, k) / "potential"
     config = dataclasses.replace(cfg.fit, fit=dataclasses.replace(cfg.fit.fit, output_dir=out))
-    default = config.weights_for("default")
-    kinds = {ELASTIC_GROUP: "stress_weight", VACANCY_GROUP: "energy_weight"}
-    for group, factor in factors_for_fit(cfg, k).items():      # what the elastic check chose, unless the
-        if factor != 1.0 and group not in config.groups:      # config weighs the group itself
-            key = kinds[group]
-            config = dataclasses.replace(config, groups={**config.groups, group: dataclasses.replace(
-                default, **{key: getattr(default, key) * factor})})
+    config = weighted_config(config, factors_for_fit(cfg, k))     # what the crystal check chose
     outcome = fit_potential(config, show_progress=show_progress)
     metrics = outcome.metrics
     potential = outcome.potential
@@ -79,7 +73,7 @@ def held_out(cfg: LoopConfig, k: int) -> HeldOutRecord:
         if len(elements) > 1:
             return HeldOutRecord(skipped=f"no held-out set: the oracle's own MD in small cells is for one element, "
                                          f"not {list(elements)} (an oracle LAMMPS runs makes one for a binary)")
-        make = lambda: make_calculator(spec)  # noqa: E731
+        make = lambda: make_calculator(spec)
         plan = None if cache.is_file() else oracle_md_plan(make, element, cfg.loop.held_out_snapshots,
                                                            cfg.loop.held_out_budget, report=log.info)
         snapshots = oracle_held_out_set(cache, plan, make)

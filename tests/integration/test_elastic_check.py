@@ -1,4 +1,4 @@
-"""The loop's crystal check (lammps_al.loop.elastic): the posterior of C11/C12/C44 and of the unrelaxed vacancy
+"""The loop's crystal check (lammps_al.loop.elastic, lammps_al.train.crystal): the posterior of C11/C12/C44 and of the unrelaxed vacancy
 formation energy is the potential's own; uncertain ones get their cells labelled once and a weight chosen by
 the updated posterior, and the next fit gives the groups those weights."""
 
@@ -16,6 +16,7 @@ from lammps_al.core.records import ElasticRecord, MaterialRecord, write_marker
 from lammps_al.loop import elastic
 from lammps_al.loop import fit as loop_fit
 from lammps_al.loop.config import iter_dir, load_loop_config, potential_path
+from lammps_al.train import crystal
 from lammps_al.train.store import LabelledStore
 from lammps_al.train.structures import ELASTIC_GROUP
 
@@ -30,7 +31,7 @@ def test_the_posterior_elastic_constants_are_the_potential_s_own(lammps_install)
     from lammps_al.validate.properties import Calc, elastic_constants, learned_pair
 
     pot = potential_io.load(SHIPPED)
-    grads = elastic.constant_gradients(pot, "Al", "fcc", A0)
+    grads = crystal.constant_gradients(crystal.Rows.of(pot), "Al", "fcc", A0)
     mine = {k: float(g @ pot.coefficients.ravel()) for k, g in grads.items()}
     calc = Calc(learned_pair(SHIPPED))
     try:
@@ -50,11 +51,26 @@ def test_the_posterior_elastic_constants_are_the_potential_s_own(lammps_install)
         e_vac = calc.energy(vacancy) - calc.energy(perfect) * 31 / 32
     finally:
         calc.close()
-    g = elastic.vacancy_gradient(pot, "Al", "fcc", A0)
+    g = crystal.vacancy_gradient(crystal.Rows.of(pot), "Al", "fcc", A0)
     assert float(g @ pot.coefficients.ravel()) == pytest.approx(e_vac, abs=1e-6)
-    sigma = elastic.relative_sigma(grads, pot.coefficients.ravel(), pot.covariance)
+    sigma = crystal.relative_sigma(grads, pot.coefficients.ravel(), pot.covariance)
     for k, g in grads.items():      # the relative std is sqrt(g^T Sigma g) / |g . beta|
         assert sigma[k] == pytest.approx(np.sqrt(g @ pot.covariance @ g) / abs(mine[k]), rel=1e-12)
+
+
+def test_the_model_s_crystal_is_the_minimum_lammps_relaxes_to(lammps_install):
+    """On-the-fly learning finds the lattice constant it checks at from the coefficients alone: the minimum of
+    g(a) . beta over fcc and bcc is the fcc lattice constant LAMMPS relaxes the same potential to."""
+    from lammps_al.validate.properties import Calc, lattice_and_cohesion, learned_pair
+
+    pot = potential_io.load(SHIPPED)
+    structure, a0 = crystal.model_crystal(crystal.Rows.of(pot), "Al", pot.coefficients.ravel(), 16.6)
+    calc = Calc(learned_pair(SHIPPED))
+    try:
+        a_lammps, _ = lattice_and_cohesion(calc, "Al")
+    finally:
+        calc.close()
+    assert structure == "fcc" and a0 == pytest.approx(a_lammps, abs=2e-4)
 
 
 def loop_state(tmp_path: Path, tolerance: float):
@@ -81,17 +97,17 @@ def test_uncertain_crystal_properties_get_their_cells_once_and_the_weights_that_
     store = LabelledStore(cfg.fit.training.dir)
     cells = [r for r in store.records() if r.group == ELASTIC_GROUP and r.status == "ok"]
     assert len(cells) == 4 and all(r.natoms == 4 for r in cells)
-    assert [r.natoms for r in store.records() if r.group == elastic.VACANCY_GROUP] == [31]
-    assert record.stress_factor in elastic.FACTORS and record.vacancy_energy_factor in elastic.FACTORS
+    assert [r.natoms for r in store.records() if r.group == crystal.VACANCY_GROUP] == [31]
+    assert record.stress_factor in crystal.FACTORS and record.vacancy_energy_factor in crystal.FACTORS
     # per group, the smallest factor whose updated posterior says 2 std <= tolerance, else the largest
-    for check in elastic.CHECKS:
+    for check in crystal.CHECKS:
         factor = getattr(record, elastic.FACTOR_FIELD[check.group])
         meets = max(2 * record.predicted_sigma_relative[n] for n in check.properties) <= 0.002
-        assert meets or factor == elastic.FACTORS[-1]
+        assert meets or factor == crystal.FACTORS[-1]
     assert all(record.predicted_sigma_relative[k] < record.sigma_relative[k] for k in record.sigma_relative)
     # a second pass (a resume, or the next iteration at the same lattice constant) labels nothing new
     again = elastic.elastic(cfg, 0, show_progress=False)
-    assert len([r for r in store.records() if r.group in (ELASTIC_GROUP, elastic.VACANCY_GROUP)]) == 5
+    assert len([r for r in store.records() if r.group in (ELASTIC_GROUP, crystal.VACANCY_GROUP)]) == 5
     assert (again.stress_factor, again.vacancy_energy_factor) == (record.stress_factor,
                                                                   record.vacancy_energy_factor)
     # the next fit gives the elastic group's stress that factor times the default's
@@ -112,7 +128,7 @@ def test_uncertain_crystal_properties_get_their_cells_once_and_the_weights_that_
     default = cfg.fit.weights_for("default")
     assert seen["groups"][ELASTIC_GROUP] == dataclasses.replace(
         default, stress_weight=default.stress_weight * record.stress_factor)
-    assert seen["groups"][elastic.VACANCY_GROUP] == dataclasses.replace(
+    assert seen["groups"][crystal.VACANCY_GROUP] == dataclasses.replace(
         default, energy_weight=default.energy_weight * record.vacancy_energy_factor)
 
 
