@@ -232,6 +232,23 @@ class BayesianUpdate:
         self.b_sum += float(bw.sum())
         self.rows += Aw.shape[0]
 
+    def reweight(self, A, b, old_weights, new_weights) -> None:
+        """Rows already added with ``old_weights`` weigh ``new_weights`` from now on (their count unchanged):
+        the statistics a batch of every row at its new weight gives. Added as rows weighing
+        sqrt(new^2 - old^2), not as the new rows' sums minus the old's: where weights only grow (the crystal
+        check's) nothing is subtracted from the Gram matrix, whose rounding the posterior amplifies."""
+        A, b = np.asarray(A, dtype=float), np.asarray(b, dtype=float)
+        old_w = np.asarray(old_weights, dtype=float)
+        new_w = np.asarray(new_weights, dtype=float)
+        d = new_w**2 - old_w**2
+        up, down = np.sqrt(np.maximum(d, 0.0)), np.sqrt(np.maximum(-d, 0.0))
+        Au, bu = A * up[:, None], b * up
+        Ad, bd = A * down[:, None], b * down
+        self.G += Au.T @ Au - Ad.T @ Ad
+        self.Atb += Au.T @ bu - Ad.T @ bd
+        self.btb += float(bu @ bu - bd @ bd)
+        self.b_sum += float(b @ (new_w - old_w))
+
     def posterior(self, maximise_evidence: bool = False, max_iter: int = 500, tol: float = 1e-10) -> FitResult:
         """The posterior of every row added so far; ``maximise_evidence`` (or no precisions yet) re-optimises
         alpha and beta and keeps them for the updates that follow."""

@@ -208,3 +208,27 @@ def test_the_posterior_updated_row_by_row_is_the_batch_posterior():
     np.testing.assert_allclose(again.covariance, batch.covariance, rtol=1e-5, atol=1e-12)
     with pytest.raises(FitError, match="rows of 3 columns added to a posterior of 12"):
         update.add(X[:2, :3], y[:2], w[:2])
+
+
+def test_rows_reweighted_in_place_give_the_batch_posterior_at_their_new_weights():
+    """The crystal check raising a group's weight: rows already in the posterior re-weighted in place (their
+    count unchanged) are the batch fit of every row at its new weight, evidence and all."""
+    from lammps_al.train.solvers import BayesianUpdate, solve_bayes
+
+    rng = np.random.default_rng(5)
+    n, p = 150, 10
+    X = rng.normal(size=(n, p)) * rng.uniform(0.1, 10, size=p)
+    y = X @ rng.normal(size=p) + rng.normal(scale=0.3, size=n)
+    w = rng.uniform(0.5, 2.0, size=n)
+    update = BayesianUpdate(p)
+    update.add(X, y, w)
+    raised = w.copy()
+    raised[:20] *= 30.0                       # one group's rows, 30 x their weight
+    update.reweight(X[:20], y[:20], w[:20], raised[:20])
+    assert update.rows == n
+    again = update.posterior(maximise_evidence=True)
+    batch = solve_bayes(X, y, raised)
+    assert again.prior_precision == pytest.approx(batch.prior_precision, rel=1e-6)
+    assert again.noise_precision == pytest.approx(batch.noise_precision, rel=1e-6)
+    np.testing.assert_allclose(again.coefficients, batch.coefficients, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(again.covariance, batch.covariance, rtol=1e-5, atol=1e-12)
