@@ -174,7 +174,8 @@ def end_of_step(ptr) -> None:
         row.update(action=payload["action"], oracle_s=payload.get("oracle_s", 0.0),
                    update_s=payload.get("update_s", 0.0), log_evidence=payload.get("log_evidence", ""),
                    labels=payload.get("labels_total", 0), model=payload.get("model", ""),
-                   scale=payload.get("scale") or "")
+                   scale=payload.get("scale") or "", crystal=payload.get("crystal", ""),
+                   check_s=payload.get("check_s", ""))
     if not updated and scores["max_sigma"] >= otf.halt_factor * otf.target:
         # far out of the domain and nothing learnt from it (the oracle failed, or no write was allowed): stop
         # cleanly here instead of running on into garbage

@@ -11,6 +11,8 @@
     window = 20              #   scoring steps)
     max_labels = 400         # learning stops after this many labels
     halt_factor = 20         # the run stops cleanly at 20 x target when the oracle could not label it
+    crystal_tolerance = 0.05 # label the strained / vacancy cells of the model's crystal when 2 posterior std of
+                             #   C11/C12/C44 / the vacancy energy exceed this (relative); 0: no crystal check
     potential_name = "otf"   # LAL_OTF_DIR/potential/NAME.npz, written after every update
 """
 
@@ -37,6 +39,7 @@ class OTFSettings:
     halt_factor: float = 20.0        # stop the run cleanly at halt_factor x target when nothing could be learnt
     potential_name: str = "otf"
     group: str = "otf"
+    crystal_tolerance: float = 0.05  # relative; the crystal check (lammps_al.train.crystal), 0 off
 
     def __post_init__(self):
         if not self.target > 0:
@@ -50,6 +53,10 @@ class OTFSettings:
         if not self.halt_factor > 3:
             raise ConfigError(f"[otf] halt_factor must be > 3 (the flag threshold is at least 3 x target), got "
                               f"{self.halt_factor}")
+        if not 0 <= self.crystal_tolerance < 1:
+            raise ConfigError(f"[otf] crystal_tolerance must be in [0, 1) (twice the relative posterior std of "
+                              f"C11/C12/C44 and the vacancy energy above which their cells are labelled; 0: no "
+                              f"check), got {self.crystal_tolerance}")
         if not self.cx >= 0:
             raise ConfigError(f"[otf] cx must be >= 0, got {self.cx}")
         if not self.potential_name or "/" in self.potential_name:
