@@ -246,14 +246,32 @@ def plot(csv_path: Path, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = list(csv.DictReader(open(csv_path))) if Path(csv_path).is_file() else []
+    import numpy as np
+
+    if not Path(csv_path).is_file():
+        return
+    with open(csv_path) as fh:
+        rows = list(csv.DictReader(fh))
     if not rows:
         return
-    t = [float(r["time_ps"]) for r in rows]
+    t = np.array([float(r["time_ps"]) for r in rows])
+    # learning off (converged): plain MD, no rows until it resumes; the lines break there, the span is shaded
+    quiet = [(t[i], t[i + 1]) for i, r in enumerate(rows[:-1]) if r["action"] == "converged"]
+    if rows[-1]["action"] == "converged":
+        quiet.append((t[-1], None))
+    gaps = set(np.nonzero(np.diff(t) > 1.5 * np.median(np.diff(t)))[0] + 1) if len(t) > 2 else set()
+
+    def broken(values):
+        return np.insert(np.asarray(values, dtype=float), sorted(gaps), np.nan)
+
+    tb = broken(t)
     fig, ax = plt.subplots(figsize=(8, 4))
-    ax.plot(t, [float(r["max_sigma"]) for r in rows], lw=0.8, label="max per-atom sigma")
-    ax.plot(t, [float(r["rms_sigma"]) for r in rows], lw=0.8, label="RMS per-atom sigma")
-    ax.plot(t, [min(float(r["flag"]), 1e3) for r in rows], "k--", lw=0.8, label="flag threshold")
+    ax.plot(tb, broken([float(r["max_sigma"]) for r in rows]), lw=0.8, label="max per-atom sigma")
+    ax.plot(tb, broken([float(r["rms_sigma"]) for r in rows]), lw=0.8, label="RMS per-atom sigma")
+    ax.plot(tb, broken([min(float(r["flag"]), 1e3) for r in rows]), "k--", lw=0.8, label="flag threshold")
+    for i, (start, end) in enumerate(quiet):
+        ax.axvspan(start, end if end is not None else max(t[-1], start), color="tab:green", alpha=0.12, lw=0,
+                   label="converged: plain MD" if i == 0 else None)
     for r, x in zip(rows, t):
         if r["action"] in ("update", "failed"):
             ax.axvline(x, color="tab:red" if r["action"] == "update" else "tab:gray", lw=0.5, alpha=0.5)
