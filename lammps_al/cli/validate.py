@@ -32,9 +32,10 @@ def add_arguments(parser) -> None:
                         help="start temperature of the reference's coexistence run, K (default %(default)s)")
     parser.add_argument("--workdir", type=Path, help="folder for the coexistence runs (default: beside the potential)")
     parser.add_argument("--held-out-cache", type=Path, help="extxyz of the labelled held-out set (made if missing)")
-    parser.add_argument("--config", type=Path, help="a fit or loop config: its [oracle] is the reference (LAMMPS "
-                                                    "runs an eam oracle; any other ASE calculator, DFT, is compared "
-                                                    "in small cells it computes itself)")
+    parser.add_argument("--config", type=Path, help="a fit, loop or on-the-fly config: its [oracle] is the "
+                                                    "reference (LAMMPS runs an eam oracle; any other ASE "
+                                                    "calculator, DFT, is compared in small cells it computes "
+                                                    "itself)")
     parser.add_argument("--seeds", type=int, default=3, help="independent coexistence runs of the learned potential "
                                                              "(default 3; the reference gets 5)")
 
@@ -60,7 +61,7 @@ def loop_reference(held_out_cache: Path):
 
 
 def config_oracle(path: Path):
-    """The [oracle] of a fit or loop config, as an OracleSpec (checked: name, settings, files)."""
+    """The [oracle] of a fit, loop or on-the-fly config, as an OracleSpec (checked: name, settings, files)."""
     from lammps_al.core.config import read_toml
     from lammps_al.core.resources import find_file
     from lammps_al.train.oracles import OracleSpec, check_spec
@@ -81,6 +82,11 @@ def config_oracle(path: Path):
         except LammpsAlError as exc:
             raise ConfigError(f"{path}: {exc}") from None
         return spec
+    if "otf" in raw:          # an on-the-fly config: its fit sections (the oracle named: it labels with it)
+        from lammps_al.otf.config import load_otf_config
+
+        oracle = load_otf_config(path)[0].oracle
+        return OracleSpec(oracle.name, dict(oracle.settings))
     from lammps_al.train.config import load_config
 
     config = load_config(path)

@@ -192,3 +192,16 @@ def test_the_loop_s_held_out_stage_works_for_an_oracle_lammps_cannot_run(tmp_pat
     second = held_out(cfg, 1)                 # the same set, made once
     assert (tmp_path / "state" / "held_out.extxyz").stat().st_mtime_ns == made
     assert second.force_rmse_eV_A == pytest.approx(first.force_rmse_eV_A)
+
+
+def test_an_on_the_fly_config_names_the_reference(tmp_path):
+    """--config takes the [oracle] of an on-the-fly config too (the one the run labelled with)."""
+    from lammps_al.cli.validate import config_oracle
+
+    shipped = Path(__file__).resolve().parents[2] / "in_files" / "al_otf.toml"
+    assert config_oracle(shipped) == OracleSpec("eam", {"potential": "Al_mm.eam.fs"})
+    text = shipped.read_text()
+    bad = tmp_path / "otf.toml"
+    bad.write_text(text.replace('[oracle]\nname = "eam"\n[oracle.settings]\npotential = "Al_mm.eam.fs"\n', ""))
+    with pytest.raises(ConfigError, match="has no \\[oracle\\] section"):
+        config_oracle(bad)

@@ -882,6 +882,7 @@ OTF_CASES = [
     ("otf.halt_factor", "halt_factor = 2", ["[otf] halt_factor must be > 3", "got 2"]),
     ("otf.potential_name", 'potential_name = "a/b"', ["[otf] potential_name must be a file stem, got 'a/b'"]),
     ("otf.group", "group = 3", ["otf", "group", "3"]),
+    ("otf.crystal_tolerance", "crystal_tolerance = 1", ["[otf] crystal_tolerance must be in [0, 1)", "got 1"]),
     ("otf.unknown", "targett = 0.1", ["unknown key(s) ['targett'] in [otf]"]),
 ]
 
