@@ -15,8 +15,8 @@ row of its vacancy cell):
   the value, nothing happens (the std times the loop's last calibration scale, RMS actual / predicted error
   of the newly labelled energies, when that is above 1: the bare posterior was 2.5x too confident about the
   Al demo's C44);
-- else its cells at the model's own lattice constant are labelled (once per lattice constant within 0.5 %),
-  and the factor on the default weight of its row kind that the group gets in the next fits is the smallest
+- else its cells at the model's own lattice constant are labelled (once per lattice constant within 0.5 %,
+  or within 0.1 % where no factor on the cells already within 0.5 % meets the tolerance), and the factor on the default weight of its row kind that the group gets in the next fits is the smallest
   of ``FACTORS`` (never below the last one) at which the posterior updated with those rows (a rank-k update
   of the precision at the fit's hyperparameters) says 2 std <= tolerance.
 
@@ -37,7 +37,7 @@ from ase.io import read
 from lammps_al.core import potential as potential_io
 from lammps_al.core.records import CalibrationRecord, ElasticRecord, MaterialRecord, read_marker
 from lammps_al.loop.config import LoopConfig, iter_dir, potential_path
-from lammps_al.train.crystal import (CHECKS, CUBIC, FACTORS, SAME_LATTICE, VACANCY_GROUP, Rows, gradients,
+from lammps_al.train.crystal import (CHECKS, CUBIC, FACTORS, VACANCY_GROUP, Rows, gradients, new_cells_needed,
                                      relative_sigma, smallest_factor, weighted_rows, worst)
 from lammps_al.train.label import label_with_oracle
 from lammps_al.train.store import LabelledStore
@@ -80,29 +80,39 @@ def elastic(cfg: LoopConfig, k: int, show_progress: bool = True) -> ElasticRecor
     for check in CHECKS:
         if worst(sigma, check.properties) <= tol:
             continue
-        if not any(abs(a / mat.a0 - 1) < SAME_LATTICE for _, a, _ in _stored(store, check.group)):
-            cells = check.make_cells(mat.element, mat.structure, mat.a0, k)
-            summary = label_with_oracle(cells, cfg.fit.oracle, store, group=check.group,
-                                        show_progress=show_progress, executor=cfg.fit.executor, workdir=s.workdir)
-            cost += summary.cost_natoms3
-            if summary.failed:
-                log.warning("%s: %d cell(s) failed to label: %s", check.group, len(summary.failed),
-                            "; ".join(e.splitlines()[0] for _, e in summary.failed))
-        stored = _stored(store, check.group)   # this iteration's cells (also before a kill) are not in the fit yet
-        new = [atoms for it, _, atoms in stored if it == k]
-        old = [atoms for it, _, atoms in stored if it < k]
-        labelled[check.group] = len(new)
         weights = cfg.fit.weights_for(check.group)
         f0 = before[check.group]
         if check.group in cfg.fit.groups:            # the config weighs the group itself
             candidates = (f0,)
         else:
             candidates = tuple(f for f in FACTORS if f >= f0) or (f0,)
-        # the next check sees this one's rows
-        chosen[check.group], covariance = smallest_factor(
-            check, candidates, f0, grads, beta, covariance, noise, scale, tol,
-            new=weighted_rows(rows, new, weights) if new else None,
-            old=weighted_rows(rows, old, weights, kind=check.kind)[0] if old else None)
+
+        def label(cells):
+            summary = label_with_oracle(cells, cfg.fit.oracle, store, group=check.group,
+                                        show_progress=show_progress, executor=cfg.fit.executor, workdir=s.workdir)
+            if summary.failed:
+                log.warning("%s: %d cell(s) failed to label: %s", check.group, len(summary.failed),
+                            "; ".join(e.splitlines()[0] for _, e in summary.failed))
+            return summary.cost_natoms3
+
+        def search():
+            stored = _stored(store, check.group)  # this iteration's cells (also before a kill) are not in the fit yet
+            new = [atoms for it, _, atoms in stored if it == k]
+            old = [atoms for it, _, atoms in stored if it < k]
+            found = smallest_factor(check, candidates, f0, grads, beta, covariance, noise, scale, tol,
+                                    new=weighted_rows(rows, new, weights) if new else None,
+                                    old=weighted_rows(rows, old, weights, kind=check.kind)[0] if old else None)
+            return [a for _, a, _ in stored], new, found
+
+        lattices = [a for _, a, _ in _stored(store, check.group)]
+        if new_cells_needed(lattices, mat.a0):
+            cost += label(check.make_cells(mat.element, mat.structure, mat.a0, k))
+        lattices, new, (factor, updated, met) = search()
+        if not met and not new and new_cells_needed(lattices, mat.a0, failed=True):
+            cost += label(check.make_cells(mat.element, mat.structure, mat.a0, k))
+            lattices, new, (factor, updated, met) = search()
+        labelled[check.group] = len(new)
+        chosen[check.group], covariance = factor, updated       # the next check sees this one's rows
     predicted = relative_sigma(grads, beta, covariance * scale ** 2)
     return ElasticRecord(structure=mat.structure, a0=mat.a0, constants=constants, sigma_relative=sigma,
                          calibration_scale=scale, labelled=labelled, cost_natoms3=cost,

@@ -23,8 +23,8 @@ from lammps_al.core.records import LabelRecord, read_flagged
 from lammps_al.models.registry import calibration_key, model_class
 from lammps_al.otf.config import OTFSettings
 from lammps_al.train.config import Config
-from lammps_al.train.crystal import (CHECKS, FACTORS, SAME_LATTICE, Rows, gradients, model_crystal, relative_sigma,
-                                     smallest_factor, weighted_config, weighted_rows, worst)
+from lammps_al.train.crystal import (CHECKS, FACTORS, Rows, gradients, model_crystal, new_cells_needed,
+                                     relative_sigma, smallest_factor, weighted_config, weighted_rows, worst)
 from lammps_al.train.dataset import config_hash
 from lammps_al.train.descriptors import SnapWorker
 from lammps_al.train.fitters import (candidates_of, column_index, default_candidates, evidence_scores,
@@ -230,7 +230,8 @@ class Learner:
         lattice constant of the model's own cubic crystal, when twice the posterior std of C11/C12/C44 or of the
         unrelaxed vacancy energy (times bayes_force's calibration, when above 1) exceeds ``[otf]
         crystal_tolerance`` of the value, that group's cells are labelled (once per lattice constant within
-        0.5 %) and its rows of their kind weigh the smallest factor in ``FACTORS`` (never going down) at which
+        0.5 %, or 0.1 % where no factor on the cells within 0.5 % meets the tolerance:
+        :func:`~lammps_al.train.crystal.new_cells_needed`) and its rows of their kind weigh the smallest factor in ``FACTORS`` (never going down) at which
         the posterior updated with them says 2 std <= tolerance. The factor is written to ``crystal.json``
         before the rows go in, the rows already in the posterior are re-weighted in place (their count
         unchanged), so the posterior stays the one a fit of the store with those group weights gives. Returns
@@ -258,16 +259,25 @@ class Learner:
                 continue
             pairs = self._stored(check.group)
             stored = [atoms for _, atoms in pairs]
-            new = ([] if any(abs(a / a0 - 1) < SAME_LATTICE for a, _ in pairs)
-                   else check.make_cells(element, structure, a0, step, stage="step"))
+            lattices = [a for a, _ in pairs]
             f0 = self.factors.get(check.group, 1.0)
             fixed = check.group in self.base_config.groups        # the config weighs the group itself
             weights = self.base_config.weights_for(check.group)
-            chosen, covariance = smallest_factor(
-                check, (f0,) if fixed else tuple(f for f in FACTORS if f >= f0), f0, grads, self.current,
-                covariance, self.beta, scale, tol,
-                new=weighted_rows(self.crystal_rows, new, weights) if new else None,
-                old=weighted_rows(self.crystal_rows, stored, weights, kind=check.kind)[0] if stored else None)
+            old = weighted_rows(self.crystal_rows, stored, weights, kind=check.kind)[0] if stored else None
+
+            def search(new):
+                return smallest_factor(
+                    check, (f0,) if fixed else tuple(f for f in FACTORS if f >= f0), f0, grads, self.current,
+                    covariance, self.beta, scale, tol, old=old,
+                    new=weighted_rows(self.crystal_rows, new, weights) if new else None)
+
+            new = check.make_cells(element, structure, a0, step, stage="step") \
+                if new_cells_needed(lattices, a0) else []
+            chosen, searched, met = search(new)
+            if not met and not new and new_cells_needed(lattices, a0, failed=True):
+                new = check.make_cells(element, structure, a0, step, stage="step")
+                chosen, searched, met = search(new)
+            covariance = searched
             if chosen == f0 and not new:
                 continue
             if chosen != f0:

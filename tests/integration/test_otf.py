@@ -81,8 +81,9 @@ def test_the_store_refits_to_the_in_run_model_and_a_second_run_resumes_from_it(t
     # the in-run posterior comes from the 496 x 496 Gram matrix, the batch fit's from an SVD of the rows: with
     # the crystal check's heavy rows the quadratic system is ill-conditioned enough that the two routes'
     # coefficients agree to ~1e-3 along directions no configuration sees; what the models predict for every
-    # labelled configuration agrees to the rounding of the normal equations (measured: energies 6e-9,
-    # forces 1.6e-6, relative)
+    # labelled configuration agrees to the rounding of the normal equations (measured with two vacancy cells
+    # at x100 energy weight: energies 4.4e-8, forces 1.9e-5, relative; a row left out or counted twice moves
+    # them by far more: 3 % less weight on those two cells alone gives 3.9e-7 and 1.2e-4)
     from lammps_al.train.descriptors import compute_blocks, design_matrix
     from lammps_al.train.store import LabelledStore
 
@@ -93,7 +94,7 @@ def test_the_store_refits_to_the_in_run_model_and_a_second_run_resumes_from_it(t
         rows = dm.A[dm.kind == k][:, idx]
         difference = np.sqrt(np.mean((rows @ (mine - theirs)) ** 2)) / np.sqrt(np.mean((rows @ theirs) ** 2))
         print(f"kind {k}: relative RMS difference of the predictions {difference:.2e}")
-        assert difference < 1e-5
+        assert difference < (1e-6, 5e-5)[k]
     assert "elastic" in (work / "otf" / "fit.toml").read_text()
     labels = [r for r in read_label_records(store / "manifest.jsonl") if r.status == "ok"]
     again, _ = otf_run(tmp_path, "run", steps=100)
