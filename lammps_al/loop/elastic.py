@@ -16,9 +16,10 @@ row of its vacancy cell):
   of the newly labelled energies, when that is above 1: the bare posterior was 2.5x too confident about the
   Al demo's C44);
 - else its cells at the model's own lattice constant are labelled (once per lattice constant within 0.5 %,
-  or within 0.1 % where no factor on the cells already within 0.5 % meets the tolerance), and the factor on the default weight of its row kind that the group gets in the next fits is the smallest
-  of ``FACTORS`` (never below the last one) at which the posterior updated with those rows (a rank-k update
-  of the precision at the fit's hyperparameters) says 2 std <= tolerance.
+  or within 0.1 % where no factor on the cells already within 0.5 % meets the tolerance), and the factor on
+  the default weight of its row kind that the group gets in the next fits is the smallest of ``FACTORS``
+  (never below the last one) at which the posterior updated with those rows (a rank-k update of the
+  precision at the fit's hyperparameters) says 2 std <= tolerance.
 
 A config's own ``[groups.elastic]`` / ``[groups.vacancy]`` wins over the factor. Skipped, with the reason
 recorded, for a potential without a posterior covariance, a host crystal that is not cubic, or
