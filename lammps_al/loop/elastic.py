@@ -96,22 +96,22 @@ def elastic(cfg: LoopConfig, k: int, show_progress: bool = True) -> ElasticRecor
                             "; ".join(e.splitlines()[0] for _, e in summary.failed))
             return summary.cost_natoms3
 
-        def search():
-            stored = _stored(store, check.group)  # this iteration's cells (also before a kill) are not in the fit yet
-            new = [atoms for it, _, atoms in stored if it == k]
+        def search(stored):
+            new = [atoms for it, _, atoms in stored if it == k]      # not in the fit yet (also before a kill)
             old = [atoms for it, _, atoms in stored if it < k]
-            found = smallest_factor(check, candidates, f0, grads, beta, covariance, noise, scale, tol,
-                                    new=weighted_rows(rows, new, weights) if new else None,
-                                    old=weighted_rows(rows, old, weights, kind=check.kind)[0] if old else None)
-            return [a for _, a, _ in stored], new, found
+            return new, smallest_factor(
+                check, candidates, f0, grads, beta, covariance, noise, scale, tol,
+                new=weighted_rows(rows, new, weights) if new else None,
+                old=weighted_rows(rows, old, weights, kind=check.kind)[0] if old else None)
 
-        lattices = [a for _, a, _ in _stored(store, check.group)]
-        if new_cells_needed(lattices, mat.a0):
+        stored = _stored(store, check.group)
+        if new_cells_needed([a for _, a, _ in stored], mat.a0):
             cost += label(check.make_cells(mat.element, mat.structure, mat.a0, k))
-        lattices, new, (factor, updated, met) = search()
-        if not met and not new and new_cells_needed(lattices, mat.a0, failed=True):
+            stored = _stored(store, check.group)
+        new, (factor, updated, met) = search(stored)
+        if not met and not new and new_cells_needed([a for _, a, _ in stored], mat.a0, failed=True):
             cost += label(check.make_cells(mat.element, mat.structure, mat.a0, k))
-            lattices, new, (factor, updated, met) = search()
+            new, (factor, updated, met) = search(_stored(store, check.group))
         labelled[check.group] = len(new)
         chosen[check.group], covariance = factor, updated       # the next check sees this one's rows
     predicted = relative_sigma(grads, beta, covariance * scale ** 2)

@@ -232,10 +232,10 @@ class Learner:
         crystal_tolerance`` of the value, that group's cells are labelled (once per lattice constant within
         0.5 %, or 0.1 % where no factor on the cells within 0.5 % meets the tolerance:
         :func:`~lammps_al.train.crystal.new_cells_needed`) and its rows of their kind weigh the smallest factor
-        in ``FACTORS`` (never going down) at which the posterior updated with them says 2 std <= tolerance. The factor is written to ``crystal.json``
-        before the rows go in, the rows already in the posterior are re-weighted in place (their count
-        unchanged), so the posterior stays the one a fit of the store with those group weights gives. Returns
-        what was done, for the CSV ("" for nothing)."""
+        in ``FACTORS`` (never going down) at which the posterior updated with them says 2 std <= tolerance. The
+        factor is written to ``crystal.json`` before the rows go in, the rows already in the posterior are
+        re-weighted in place (their count unchanged), so the posterior stays the one a fit of the store with
+        those group weights gives. Returns what was done, for the CSV ("" for nothing)."""
         tol = self.otf.crystal_tolerance
         if tol == 0 or self.current is None:
             return ""

@@ -248,8 +248,8 @@ def smallest_factor(check: Check, candidates, f0: float, grads: dict, coefficien
     """The first of ``candidates`` (factors on the default weight of ``check``'s row kind) at which the
     posterior, with the weighted rows of the new cells ``new`` (rows, kinds) added and the old cells' rows of
     that kind ``old`` (already in at ``f0``) re-weighted, says 2 std x ``scale`` <= ``tol`` for each of the
-    check's properties; else the last (refits of the demo's stores: x10 on the strained cells took C44 from
-    +14 to +0.9 % where the posterior at fixed hyperparameters promised less). Returns the factor, that
+    check's properties; else the last (refits of the demo's stores: with the strained cells at the default
+    weight the posterior said C44 +-4 % and it was +14 % off; x10 took it to +0.9 %). Returns the factor, that
     posterior's covariance (the prior and noise precisions kept) and whether the tolerance was met."""
 
     def updated(f):
