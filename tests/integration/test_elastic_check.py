@@ -143,3 +143,29 @@ def test_known_elastic_constants_label_nothing_and_a_zero_tolerance_skips(tmp_pa
     assert record.skipped == "[loop] elastic_tolerance = 0" and record.stress_factor == 1.0
     assert not LabelledStore(off.fit.training.dir).records()
     assert isinstance(record, ElasticRecord)
+
+
+def test_cells_a_little_off_the_model_s_lattice_that_cannot_pin_it_get_new_ones(tmp_path):
+    """Cells labelled 0.3 % from the model's crystal count as its lattice (within 0.5 %) while a factor on them
+    makes the properties known; where none does, the next iteration labels cells at its own lattice constant
+    (once: not again 0.05 % away)."""
+    cfg = loop_state(tmp_path, 0.002)
+    first = elastic.elastic(cfg, 0, show_progress=False)
+    assert first.labelled == {"elastic": 4, "vacancy": 1}
+    assert not all(max(2 * first.predicted_sigma_relative[n] for n in c.properties) <= 0.002 for c in crystal.CHECKS)
+
+    def iteration(k: int, a0: float):
+        shutil.copy(SHIPPED, potential_path(cfg.loop, k))
+        write_marker(iter_dir(cfg.loop, k), MaterialRecord(element="Al", mass=26.98, structure="fcc", a0=a0,
+                                                           volume_A3=a0 ** 3 / 4, bulk_modulus_GPa=80.0,
+                                                           energies={}, tm_K=900.0, tm_source="test"))
+        return elastic.elastic(cfg, k, show_progress=False)
+
+    potential_path(cfg.loop, 1).parent.mkdir(parents=True)
+    moved = iteration(1, A0 * 1.003)
+    store = LabelledStore(cfg.fit.training.dir)
+    lattices = sorted({round(a, 5) for _, a, _ in elastic._stored(store, ELASTIC_GROUP)})
+    assert lattices == [round(A0, 5), round(A0 * 1.003, 5)]
+    assert moved.labelled == {"elastic": 4, "vacancy": 1}
+    potential_path(cfg.loop, 2).parent.mkdir(parents=True)
+    assert iteration(2, A0 * 1.0035).labelled == {"elastic": 0, "vacancy": 0}
