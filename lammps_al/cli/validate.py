@@ -7,7 +7,8 @@ the rank correlation of sigma with the actual error. For a binary potential also
 constants and cohesive energies, formation energies of ordered compounds, the solution energy of the second
 element in the first and its binding to a vacancy, the liquid's mixing enthalpy, and held-out errors per
 element and composition. POTENTIAL is a .npz file or a loop's workdir (its final potential, its held-out set,
-its oracle as the reference, and its folder for the report).
+its oracle as the reference, and its folder for the report). ``--test-set FILE``: the potential's errors on
+labelled configurations from another source too (DFT by another code: with the systematic energy offset).
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ def add_arguments(parser) -> None:
                                                     "reference (LAMMPS runs an eam oracle; any other ASE "
                                                     "calculator, DFT, is compared in small cells it computes "
                                                     "itself)")
+    parser.add_argument("--test-set", type=Path, action="append", default=[], metavar="FILE",
+                        help="labelled configurations from another source (extxyz: REF_energy in eV, REF_forces in "
+                             "eV/A) to give the potential's errors on, with the systematic energy offset; repeatable")
     parser.add_argument("--seeds", type=int, default=3, help="independent coexistence runs of the learned potential "
                                                              "(default 3; the reference gets 5)")
 
@@ -128,7 +132,7 @@ def run(args) -> int:
         cache = Path(args.output).with_name("held_out.extxyz")   # the oracle's own held-out set, made once
     report = validate(potential, held_out=not args.no_held_out, held_out_cache=cache, melting=melting,
                       workdir=args.workdir, seeds=tuple(8123 + i for i in range(args.seeds)), reference=reference,
-                      oracle=oracle)
+                      oracle=oracle, test_sets=tuple(args.test_set))
     for line in report_lines(report):
         print(line)
     if output:

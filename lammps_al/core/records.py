@@ -495,6 +495,7 @@ class HeldOutRecord:
     calibration: dict = field(default_factory=dict)   # per scorer: RMS actual / RMS predicted force error
     force_rmse_per_element: dict[str, float] = field(default_factory=dict)   # eV/A, the atoms of each element
     force_rmse_per_kind: dict[str, float] = field(default_factory=dict)      # eV/A, per system (and composition)
+    energy_error_per_snapshot: list[float] = field(default_factory=list)     # learned - reference, eV/atom
 
 
 @dataclass(frozen=True)

@@ -321,7 +321,63 @@ def held_out_errors(potential_path: Path, snapshots: list[Atoms], scorer: str | 
     return HeldOutRecord(snapshots=len(snapshots), energy_rmse_eV_atom=float(np.sqrt(np.mean(np.square(e_err)))),
                          force_rmse_eV_A=float(np.sqrt(f_sq / n_f)), spearman_sigma_vs_force_error=rho,
                          sigma=sig, force_rmse_per_snapshot=cfg_err, calibration=calibration,
-                         force_rmse_per_element=per_element, force_rmse_per_kind=per_kind)
+                         force_rmse_per_element=per_element, force_rmse_per_kind=per_kind,
+                         energy_error_per_snapshot=[float(e) for e in e_err])
+
+
+def read_test_set(path: Path) -> list[Atoms]:
+    """Labelled configurations from another source (extxyz or any format ASE reads): total energy in eV and
+    forces in eV/A as ``REF_energy``/``REF_forces`` (this project's convention), ``energy``/``forces``, or the
+    file's own calculator results. Each configuration's ``kind`` is its ``kind``, ``label`` or ``config_type``."""
+    from ase.io import read
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"test set {path}: no such file; give an extxyz of labelled configurations (REF_energy in "
+                          f"eV, REF_forces in eV/A)")
+    try:
+        frames = read(path, index=":")
+    except Exception as exc:                    # ASE raises many kinds for a file it cannot parse
+        raise ConfigError(f"test set {path}: ASE cannot read it ({type(exc).__name__}: {exc}); give an extxyz of "
+                          f"labelled configurations (REF_energy in eV, REF_forces in eV/A)") from None
+    for i, atoms in enumerate(frames):
+        energy = atoms.info.get("REF_energy", atoms.info.get("energy"))
+        forces = atoms.arrays.get("REF_forces", atoms.arrays.get("forces"))
+        if (energy is None or forces is None) and atoms.calc is not None:
+            try:
+                energy = atoms.get_potential_energy() if energy is None else energy
+                forces = atoms.get_forces() if forces is None else forces
+            except Exception:                   # a calculator without stored results: reported just below
+                pass
+        if energy is None or forces is None:
+            raise ConfigError(f"test set {path}: configuration {i} has no "
+                              f"{'energy' if energy is None else 'forces'}; every configuration needs REF_energy "
+                              f"(total, eV) and REF_forces (eV/A), or energy/forces")
+        forces = np.asarray(forces, dtype=float)
+        if not np.isfinite(float(energy)) or forces.shape != (len(atoms), 3) or not np.all(np.isfinite(forces)):
+            raise ConfigError(f"test set {path}: configuration {i} has a non-finite energy or forces that are not "
+                              f"{len(atoms)} x 3 finite numbers")
+        atoms.calc = None
+        atoms.info["REF_energy"] = float(energy)
+        atoms.arrays["REF_forces"] = forces
+        atoms.info.setdefault("kind", str(atoms.info.get("label", atoms.info.get("config_type", "?"))))
+    if not frames:
+        raise ConfigError(f"test set {path}: no configurations")
+    return frames
+
+
+def score_test_set(potential_path: Path, path: Path) -> dict:
+    """Errors of a potential on a test set from another source (:func:`read_test_set`), e.g. DFT from another
+    code: the held-out errors, and the systematic energy offset (mean learned - reference energy per atom; two
+    codes' total energies differ by a constant per atom) with the energy RMSE once it is removed."""
+    from lammps_al.core.schema import to_mapping
+
+    frames = read_test_set(path)
+    record = held_out_errors(potential_path, frames)
+    per_atom = np.asarray(record.energy_error_per_snapshot)
+    offset = float(np.mean(per_atom))
+    return {"path": str(path), **to_mapping(record), "energy_offset_eV_atom": offset,
+            "energy_rmse_offset_removed_eV_atom": float(np.sqrt(np.mean((per_atom - offset) ** 2)))}
 
 
 # ---------------------------------------------------------------------------------------------------------

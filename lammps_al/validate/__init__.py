@@ -30,13 +30,26 @@ def validate(potential_path: Path, held_out: bool = True, held_out_cache: Path |
              melting: Coexistence | None = Coexistence(), workdir: Path | None = None,
              seeds: tuple[int, ...] = (8123, 8124, 8125), reference_seeds: tuple[int, ...] = (8123, 8124, 8125, 8126,
                                                                                             8127),
-             reference: PairSetup | None = None, oracle=None) -> dict:
+             reference: PairSetup | None = None, oracle=None, test_sets: tuple[Path, ...] = ()) -> dict:
     """Properties side by side; the melting point unless ``melting`` is None (runs in ``workdir``): the mean
     of independent coexistence runs, ``seeds`` for the learned potential and ``reference_seeds`` for the
     reference, each with the spread between its runs. ``reference``: the pair setup to compare with (default
     Mendelev's Al EAM); its element is the one whose properties are computed. ``oracle`` (an OracleSpec, a
     config's ``[oracle]``) replaces ``reference``: as its pair setup when LAMMPS can run it, else through
-    small cells computed by the oracle itself."""
+    small cells computed by the oracle itself. ``test_sets``: labelled files from another source (DFT by another
+    code, say) to give the potential's errors on, with the systematic energy offset."""
+    from lammps_al.train.held_out import score_test_set
+
+    scores = [score_test_set(potential_path, path) for path in test_sets]    # seconds: a bad file fails first
+    report = _validate(potential_path, held_out, held_out_cache, melting, workdir, seeds, reference_seeds,
+                       reference, oracle)
+    if scores:
+        report["test_sets"] = scores
+    return report
+
+
+def _validate(potential_path, held_out, held_out_cache, melting, workdir, seeds, reference_seeds, reference,
+              oracle) -> dict:
     learned_setup = learned_pair(potential_path)
     held_out_set = None
     if oracle is not None:
@@ -218,6 +231,14 @@ def report_lines(report: dict) -> list[str]:
         if h.get("force_rmse_per_kind"):
             lines.append("    force RMSE per system: " + ", ".join(f"{k} {v:.4f}" for k, v in
                                                                  h["force_rmse_per_kind"].items()) + " eV/A")
+    for t in report.get("test_sets", []):
+        lines.append(f"  test set {t['path']} ({t['snapshots']} configurations): force RMSE "
+                     f"{t['force_rmse_eV_A']:.4f} eV/A, energy RMSE {t['energy_rmse_eV_atom'] * 1e3:.2f} meV/atom, "
+                     f"{t['energy_rmse_offset_removed_eV_atom'] * 1e3:.2f} once the systematic offset "
+                     f"{t['energy_offset_eV_atom'] * 1e3:+.2f} meV/atom (learned - set) is removed")
+        if len(t.get("force_rmse_per_kind") or {}) > 1:
+            lines.append("    force RMSE per kind: " + ", ".join(f"{k} {v:.4f}" for k, v in
+                                                               t["force_rmse_per_kind"].items()) + " eV/A")
     return lines
 
 
