@@ -77,8 +77,8 @@ def test_small_starting_set_for_dft_has_only_small_cells():
 
 def test_gpaw_loop_config_loads_and_bad_start_size_is_refused(tmp_path):
     cfg = load_loop_config(ROOT / "in_files" / "al_demo_gpaw.toml")
-    assert cfg.fit.oracle.name == "gpaw" and cfg.loop.start_size == "small"
-    text = (ROOT / "in_files" / "al_demo_gpaw.toml").read_text().replace('start_size = "small"', 'start_size = "tiny"')
+    assert cfg.fit.oracle.name == "gpaw" and cfg.loop.start_size == "minimal"
+    text = (ROOT / "in_files" / "al_demo_gpaw.toml").read_text().replace('start_size = "minimal"', 'start_size = "tiny"')
     bad = tmp_path / "bad.toml"
     bad.write_text(text.replace('input = "in_files/', f'input = "{ROOT}/in_files/'))
     with pytest.raises(ConfigError, match=r"\[loop\].start_size must be one of 'minimal', 'small', 'standard', got 'tiny'"):
