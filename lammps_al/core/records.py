@@ -465,6 +465,8 @@ class ElasticRecord:
     predicted_sigma_relative: dict[str, float] = field(default_factory=dict)   # with the new cells and factors
     skipped: str = ""
     seconds: float = 0.0
+    oracle_constants: dict[str, float] = field(default_factory=dict)   # C11/C12/C44 GPa by the oracle's stresses
+    warning: str = ""                     # the oracle's constants fail Born's conditions: not weighed up
 
 
 @dataclass(frozen=True)

@@ -124,6 +124,41 @@ def vacancy_cells(element: str, structure: str, a0: float, k: int = 0, stage: st
     return [cell]
 
 
+EV_A3_TO_GPA = 160.21766
+
+
+def oracle_constants(cells) -> dict[str, float] | None:
+    """C11, C12, C44 (GPa) that the labels of one lattice constant's :func:`strained_cells` say: central
+    differences of the oracle's own stresses (``REF_stress``, eV/A^3, ASE sign). None without all four cells
+    or their stresses. Each cell's strain is read from its cell matrix (the z edge is the unstrained a0)."""
+    xx, yz = [], []
+    for atoms in cells:
+        stress = atoms.info.get("REF_stress")
+        if stress is None:
+            return None
+        eps = atoms.cell.array / atoms.cell.array[2, 2] - np.eye(3)
+        stress = np.asarray(stress, dtype=float)
+        if abs(eps[0, 0]) > 1e-9:
+            xx.append((eps[0, 0], stress))
+        elif abs(eps[1, 2]) > 1e-9:
+            yz.append((eps[1, 2], stress))
+    if len(xx) != 2 or len(yz) != 2 or xx[0][0] == xx[1][0] or yz[0][0] == yz[1][0]:
+        return None
+    (e1, s1), (e2, s2) = xx
+    (g1, t1), (g2, t2) = yz
+    return {"C11": float((s1[0] - s2[0]) / (e1 - e2) * EV_A3_TO_GPA),
+            "C12": float((s1[1] - s2[1]) / (e1 - e2) * EV_A3_TO_GPA),
+            "C44": float((t1[3] - t2[3]) / (2 * (g1 - g2)) * EV_A3_TO_GPA)}
+
+
+def born_failures(constants: dict[str, float]) -> dict[str, float]:
+    """Born's stability conditions for a cubic crystal that ``constants`` (C11, C12, C44) fail: each failing
+    combination and its value (C11 - C12, C11 + 2 C12 and C44 must be positive)."""
+    c11, c12, c44 = constants["C11"], constants["C12"], constants["C44"]
+    combos = {"C11 - C12": c11 - c12, "C11 + 2 C12": c11 + 2 * c12, "C44": c44}
+    return {k: float(v) for k, v in combos.items() if not v > 0}
+
+
 def stress_columns(rows: Rows, cells) -> np.ndarray:
     """(cells, 6, coefficients): the stress (GPa, Voigt xx yy zz yz xz xy, in each cell's own frame) per unit
     of each coefficient."""

@@ -57,3 +57,51 @@ def test_new_cells_at_the_model_s_lattice_unless_labelled_close_by():
     # where no factor makes the properties known with the cells 0.25 % away, new ones; not at 0.05 %
     assert crystal.new_cells_needed([4.04], 4.05, failed=True)
     assert not crystal.new_cells_needed([4.04, 4.048], 4.05, failed=True)
+
+
+def test_oracle_constants_from_strained_cells_against_a_linear_elastic_crystal():
+    """Stresses of the four strained cells set by Hooke's law with chosen constants are read back as those
+    constants; constants that fail Born's conditions are named."""
+    from lammps_al.train.crystal import EV_A3_TO_GPA, born_failures, oracle_constants, strained_cells
+
+    c11, c12, c44 = 107.0, 61.0, 28.0
+    stiffness = np.zeros((6, 6))
+    stiffness[:3, :3] = c12
+    stiffness[np.arange(3), np.arange(3)] = c11
+    stiffness[3, 3] = stiffness[4, 4] = stiffness[5, 5] = c44
+    cells = strained_cells("Al", "fcc", 4.04)
+    for atoms in cells:
+        eps = atoms.cell.array / 4.04 - np.eye(3)
+        voigt = np.array([eps[0, 0], eps[1, 1], eps[2, 2], 2 * eps[1, 2], 2 * eps[0, 2], 2 * eps[0, 1]])
+        atoms.info["REF_stress"] = stiffness @ voigt / EV_A3_TO_GPA
+    got = oracle_constants(cells)
+    assert got == pytest.approx({"C11": c11, "C12": c12, "C44": c44}, rel=1e-9)
+    assert born_failures(got) == {}
+    assert oracle_constants(cells[:3]) is None                          # a cell missing
+    assert set(born_failures({"C11": 31.0, "C12": 96.0, "C44": 24.0})) == {"C11 - C12"}
+    assert set(born_failures({"C11": 50.0, "C12": -30.0, "C44": -1.0})) == {"C11 + 2 C12", "C44"}
+
+
+def test_the_loop_does_not_weigh_up_stresses_of_an_oracle_whose_crystal_fails_born():
+    """The loop's check reads the oracle's constants at the stored lattice nearest the model's, and warns
+    (the stress weight stays x1) only when they fail Born's conditions."""
+    from lammps_al.loop.elastic import _oracle_check
+    from lammps_al.train.crystal import EV_A3_TO_GPA, strained_cells
+
+    def labelled(a0, c11, c12, c44):
+        cells = strained_cells("Al", "fcc", a0)
+        for atoms in cells:
+            eps = atoms.cell.array / a0 - np.eye(3)
+            atoms.info["REF_stress"] = np.array([c11 * eps[0, 0] + c12 * (eps[1, 1] + eps[2, 2]),
+                                                 c12 * (eps[0, 0] + eps[2, 2]) + c11 * eps[1, 1],
+                                                 c12 * (eps[0, 0] + eps[1, 1]) + c11 * eps[2, 2],
+                                                 2 * c44 * eps[1, 2], 0.0, 0.0]) / EV_A3_TO_GPA
+        return [(0, a0, atoms) for atoms in cells]
+
+    stored = labelled(4.00, 107.0, 61.0, 28.0) + labelled(4.05, 31.0, 96.0, 24.0)
+    constants, warning = _oracle_check(stored, 4.04)          # 4.05 is nearer: the unconverged oracle's
+    assert constants == pytest.approx({"C11": 31.0, "C12": 96.0, "C44": 24.0})
+    assert "not a stable cubic crystal's (C11 - C12 = -65 <= 0)" in warning and "stays x1" in warning
+    constants, warning = _oracle_check(stored, 4.01)
+    assert constants == pytest.approx({"C11": 107.0, "C12": 61.0, "C44": 28.0}) and warning == ""
+    assert _oracle_check([], 4.0) == ({}, "")
