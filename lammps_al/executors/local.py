@@ -23,6 +23,26 @@ class InlineExecutor(cf.Executor):
         return future
 
 
+PARENT_POLL_S = 2.0
+
+
+def exit_with_parent() -> None:
+    """Worker initializer: a thread that ends the worker once the process that started it is gone. A pool
+    killed with SIGKILL cannot tell its workers, which would otherwise go on computing (a DFT calculation:
+    minutes) for nobody, and then wait forever."""
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="lammps_al-parent-watch").start()
+
+
 class LocalExecutor(Executor):
     kind = "local"
 
@@ -35,7 +55,8 @@ class LocalExecutor(Executor):
         else:
             for var in THREAD_VARIABLES:        # one BLAS/OpenMP thread per worker process
                 os.environ[var] = "1"
-            self.pool = cf.ProcessPoolExecutor(self.workers, mp_context=mp.get_context(pool_start_method()))
+            self.pool = cf.ProcessPoolExecutor(self.workers, mp_context=mp.get_context(pool_start_method()),
+                                               initializer=exit_with_parent)
 
     def submit(self, fn, *args, **kwargs):
         return self.pool.submit(fn, *args, **kwargs)

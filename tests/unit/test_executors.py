@@ -123,3 +123,50 @@ def test_a_worker_that_dies_is_an_oracle_error_and_keeps_the_labels_before_it(tm
         label_configurations(configs, OracleSpec("killer_oracle:Killer"), store, group="g", workers=2,
                              show_progress=False)
     assert {a.info["source"] for a in store.load()} <= {"cell0", "cell1"}
+
+
+PARENT = """
+import sys, time
+from pathlib import Path
+from lammps_al.executors import ExecutorConfig, make_executor
+
+def task(path):
+    import os, time
+    Path(path).write_text(str(os.getpid()))
+    time.sleep(120)
+
+if __name__ == "__main__":
+    ex = make_executor(ExecutorConfig(), 2, purpose="tasks")
+    ex.submit(task, sys.argv[1])
+    time.sleep(120)
+"""
+
+
+def test_workers_end_when_the_process_that_started_them_is_killed(tmp_path):
+    """SIGKILL of the labelling process (a killed loop) leaves no worker computing for nobody."""
+    import signal
+    import subprocess
+    import sys
+
+    script, pid_file = tmp_path / "parent.py", tmp_path / "worker.pid"
+    script.write_text(PARENT)
+    parent = subprocess.Popen([sys.executable, str(script), str(pid_file)])
+    try:
+        for _ in range(300):
+            if pid_file.is_file() and pid_file.read_text():
+                break
+            time.sleep(0.1)
+        worker = int(pid_file.read_text())
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+        for _ in range(100):                   # the watch polls every 2 s
+            try:
+                os.kill(worker, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(worker, signal.SIGKILL)
+            pytest.fail(f"worker {worker} outlived its killed parent by 10 s")
+    finally:
+        parent.kill()
