@@ -38,8 +38,8 @@ from ase.io import read
 from lammps_al.core import potential as potential_io
 from lammps_al.core.records import CalibrationRecord, ElasticRecord, MaterialRecord, read_marker
 from lammps_al.loop.config import LoopConfig, iter_dir, potential_path
-from lammps_al.train.crystal import (CHECKS, CUBIC, FACTORS, VACANCY_GROUP, Rows, born_failures, gradients,
-                                     new_cells_needed, oracle_constants, relative_sigma, smallest_factor,
+from lammps_al.train.crystal import (CHECKS, CUBIC, FACTORS, VACANCY_GROUP, Rows, gradients,
+                                     new_cells_needed, oracle_check, relative_sigma, smallest_factor,
                                      weighted_rows, worst)
 from lammps_al.train.label import label_with_oracle
 from lammps_al.train.store import LabelledStore
@@ -82,7 +82,7 @@ def elastic(cfg: LoopConfig, k: int, show_progress: bool = True) -> ElasticRecor
     oracle, warning = {}, ""
     for check in CHECKS:
         if check.group == ELASTIC_GROUP:
-            oracle, warning = _oracle_check(_stored(store, check.group), mat.a0)
+            oracle, warning = oracle_check([(a, atoms) for _, a, atoms in _stored(store, check.group)], mat.a0)
             if warning:                   # weighing up stresses the oracle got wrong would teach them
                 log.warning("elastic check: %s", warning)
                 chosen[check.group] = 1.0
@@ -117,7 +117,7 @@ def elastic(cfg: LoopConfig, k: int, show_progress: bool = True) -> ElasticRecor
             cost += label(check.make_cells(mat.element, mat.structure, mat.a0, k))
             stored = _stored(store, check.group)
         if check.group == ELASTIC_GROUP:          # with the cells just labelled: what does the oracle say?
-            oracle, warning = _oracle_check(stored, mat.a0)
+            oracle, warning = oracle_check([(a, atoms) for _, a, atoms in stored], mat.a0)
             if warning:
                 log.warning("elastic check: %s", warning)
                 labelled[check.group] = sum(1 for it, _, _ in stored if it == k)
@@ -135,26 +135,6 @@ def elastic(cfg: LoopConfig, k: int, show_progress: bool = True) -> ElasticRecor
                          **{FACTOR_FIELD[g]: f for g, f in chosen.items()},
                          predicted_sigma_relative=predicted, oracle_constants=oracle, warning=warning,
                          seconds=time.perf_counter() - t)
-
-
-def _oracle_check(stored, a0: float) -> tuple[dict[str, float], str]:
-    """The oracle's own C11, C12, C44 from its labels of the strained cells nearest ``a0``, and a warning when
-    they are not a stable cubic crystal's (Born): then its stresses are not converged (DFT: k-points)."""
-    if not stored:
-        return {}, ""
-    nearest = min({a for _, a, _ in stored}, key=lambda a: abs(a - a0))
-    constants = oracle_constants([atoms for _, a, atoms in stored if a == nearest])
-    if constants is None:
-        return {}, ""
-    failed = born_failures(constants)
-    if not failed:
-        return constants, ""
-    said = ", ".join(f"{k} {v:.3g} GPa" for k, v in constants.items())
-    return constants, (f"the oracle's own elastic constants from its strained cells at a = {nearest:.4f} A are "
-                       f"{said}: not a stable cubic crystal's ({', '.join(f'{k} = {v:.3g}' for k, v in failed.items())}"
-                       f" <= 0), so its stresses are not converged (DFT: too few k-points; GPAW's PBE aluminium "
-                       f"needed about 9 per reciprocal A here); their stress weight stays x1. Converge the oracle "
-                       f"and start a new workdir to learn elastic constants")
 
 
 SOURCE = re.compile(r"^(elastic|vacancy)/iter(\d+)/\w+/a=([0-9.]+)/")

@@ -23,7 +23,7 @@ from lammps_al.core.records import LabelRecord, read_flagged
 from lammps_al.models.registry import calibration_key, model_class
 from lammps_al.otf.config import OTFSettings
 from lammps_al.train.config import Config
-from lammps_al.train.crystal import (CHECKS, FACTORS, Rows, gradients, model_crystal, new_cells_needed,
+from lammps_al.train.crystal import (CHECKS, FACTORS, Rows, gradients, model_crystal, new_cells_needed, oracle_check,
                                      relative_sigma, smallest_factor, weighted_config, weighted_rows, worst)
 from lammps_al.train.dataset import config_hash
 from lammps_al.train.descriptors import SnapWorker
@@ -33,6 +33,7 @@ from lammps_al.train.label import compute_labels, labelled_copy
 from lammps_al.train.oracles import OracleSpec, make_calculator
 from lammps_al.train.solvers import BayesianUpdate, solve_bayes_gram
 from lammps_al.train.store import LabelledStore
+from lammps_al.train.structures import ELASTIC_GROUP
 
 log = logging.getLogger(__name__)
 
@@ -254,6 +255,9 @@ class Learner:
         for check in CHECKS:
             kinds_on = (self.config.fit.energy, self.config.fit.force, self.config.fit.stress)[check.kind]
             default = getattr(self.base_config.weights_for("default"), check.weight)
+            if check.group == ELASTIC_GROUP and kinds_on and default != 0 and self._oracle_unstable(step, a0,
+                                                                                                   done):
+                continue
             if not kinds_on or default == 0 or \
                     worst(relative_sigma(grads, self.current, self.covariance * scale ** 2), check.properties) <= tol:
                 continue
@@ -281,22 +285,43 @@ class Learner:
             if chosen == f0 and not new:
                 continue
             if chosen != f0:
-                self.factors[check.group] = chosen
-                _write_json(self.factors_file, {"factors": self.factors})
-                old_config, self.config = self.config, weighted_config(self.base_config, self.factors)
-                if stored:                       # the rows already in, weighed as the new factor says
-                    A, b, w_old, _ = self._rows_with(old_config, stored)
-                    self.posterior.reweight(A, b, w_old, self._rows_with(self.config, stored)[2])
+                self._set_factor(check.group, chosen, stored)
             labelled = [x for x in (self.label(atoms, check.group) for atoms in new) if x is not None]
             if labelled:
                 A, b, w, _ = self.rows(labelled)
                 self.posterior.add(A, b, w)
+            if labelled and check.group == ELASTIC_GROUP:      # what do the oracle's own cells say?
+                self._oracle_unstable(step, a0, done)
             self.checked += len(labelled)
             done.append(f"{check.group} {len(labelled)} cells x{self.factors.get(check.group, 1.0):g}")
         if done:
             log.warning("lammps_al otf: crystal check at step %d (%s a = %.4f A): %s", step, structure, a0,
                         "; ".join(done))
         return "; ".join(done)
+
+    def _oracle_unstable(self, step: int, a0: float, done: list[str]) -> bool:
+        """Whether the oracle's own elastic constants from its strained cells fail Born's conditions (its stresses
+        are not converged); then it says so and their stress weight goes back to x1 (weighing up stresses the
+        oracle got wrong would teach the model an unstable crystal), unless the config weighs the group."""
+        pairs = self._stored(ELASTIC_GROUP)
+        warning = oracle_check(pairs, a0)[1]
+        if not warning:
+            return False
+        log.warning("lammps_al otf: crystal check at step %d: %s", step, warning)
+        if self.factors.get(ELASTIC_GROUP, 1.0) != 1.0 and ELASTIC_GROUP not in self.base_config.groups:
+            self._set_factor(ELASTIC_GROUP, 1.0, [atoms for _, atoms in pairs])
+            done.append(f"{ELASTIC_GROUP} x1 (the oracle's own crystal fails Born's conditions)")
+        return True
+
+    def _set_factor(self, group: str, factor: float, stored: list[Atoms]) -> None:
+        """``group``'s factor on its default weight, written to ``crystal.json`` before its rows already in the
+        posterior (``stored``) are re-weighted in place."""
+        self.factors[group] = factor
+        _write_json(self.factors_file, {"factors": self.factors})
+        old_config, self.config = self.config, weighted_config(self.base_config, self.factors)
+        if stored:                               # the rows already in, weighed as the new factor says
+            A, b, w_old, _ = self._rows_with(old_config, stored)
+            self.posterior.reweight(A, b, w_old, self._rows_with(self.config, stored)[2])
 
     def _rows_with(self, config, configs):
         blocks = [self.worker.compute(a, str(a.info.get("source", "configuration"))) for a in configs]

@@ -159,6 +159,27 @@ def born_failures(constants: dict[str, float]) -> dict[str, float]:
     return {k: float(v) for k, v in combos.items() if not v > 0}
 
 
+def oracle_check(stored, a0: float) -> tuple[dict[str, float], str]:
+    """The oracle's own C11, C12, C44 from its labels of the strained cells nearest ``a0`` (``stored``: (lattice
+    constant, labelled cell) pairs), and a warning when they are not a stable cubic crystal's (Born): then its
+    stresses are not converged (DFT: k-points) and weighing them up would teach the model an unstable crystal."""
+    if not stored:
+        return {}, ""
+    nearest = min({a for a, _ in stored}, key=lambda a: abs(a - a0))
+    constants = oracle_constants([atoms for a, atoms in stored if a == nearest])
+    if constants is None:
+        return {}, ""
+    failed = born_failures(constants)
+    if not failed:
+        return constants, ""
+    said = ", ".join(f"{k} {v:.3g} GPa" for k, v in constants.items())
+    return constants, (f"the oracle's own elastic constants from its strained cells at a = {nearest:.4f} A are "
+                       f"{said}: not a stable cubic crystal's ({', '.join(f'{k} = {v:.3g}' for k, v in failed.items())}"
+                       f" <= 0), so its stresses are not converged (DFT: too few k-points; GPAW's PBE aluminium "
+                       f"needed about 9 per reciprocal A here); their stress weight stays x1. Converge the oracle "
+                       f"and start a new workdir to learn elastic constants")
+
+
 def stress_columns(rows: Rows, cells) -> np.ndarray:
     """(cells, 6, coefficients): the stress (GPa, Voigt xx yy zz yz xz xy, in each cell's own frame) per unit
     of each coefficient."""

@@ -4,6 +4,7 @@ rank, the store, resuming, and bad input."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import subprocess
@@ -123,6 +124,44 @@ class FailsOnBigCells(LAMMPSlib):
             raise RuntimeError("SCF did not converge")
         super().calculate(atoms, properties, system_changes)
 """
+
+
+UNSTABLE_ORACLE = """
+import os
+
+from ase.calculators.lammpslib import LAMMPSlib
+
+
+class UnconvergedStress(LAMMPSlib):
+    \"\"\"The EAM oracle, but the xx and yy stresses of 4-atom cells swapped (a DFT run whose k-points are too
+    few for stresses): its strained cells say C11 < C12, a crystal that fails Born's conditions.\"\"\"
+
+    def __init__(self):
+        path = os.path.join(os.environ["LAMMPS_POTENTIALS"], "Al_mm.eam.fs")
+        super().__init__(lmpcmds=["pair_style eam/fs", f"pair_coeff * * {path} Al"], atom_types={"Al": 1},
+                         keep_alive=True, log_file=None)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=()):
+        super().calculate(atoms, properties, system_changes)
+        if "stress" in self.results and len(self.atoms) == 4:
+            s = self.results["stress"].copy()
+            s[0], s[1] = s[1], s[0]
+            self.results["stress"] = s
+"""
+
+
+def test_stresses_of_an_oracle_whose_crystal_fails_born_are_not_weighed_up(tmp_path, lammps_install):
+    """The crystal check reads the oracle's own C11/C12/C44 from the strained cells it labelled: when they fail
+    Born's conditions it says so with the values, and their stress weight is (back at) x1."""
+    (tmp_path / "unstable_oracle.py").write_text(UNSTABLE_ORACLE)
+    config = CONFIG.replace('[oracle]\nname = "eam"\n[oracle.settings]\npotential = "Al_mm.eam.fs"\n',
+                            '[oracle]\nname = "unstable_oracle:UnconvergedStress"\n')
+    env = {"PYTHONPATH": os.pathsep.join(p for p in (str(tmp_path), os.environ.get("PYTHONPATH", "")) if p)}
+    work, proc = otf_run(tmp_path, "unstable", config=config, steps=300, env=env, extra={"vacuum": 0})
+    assert "not a stable cubic crystal's (C11 - C12 = -" in proc.stderr
+    factors = json.loads((work / "otf" / "crystal.json").read_text())["factors"] \
+        if (work / "otf" / "crystal.json").is_file() else {}
+    assert factors.get("elastic", 1.0) == 1.0
 
 
 def test_big_runs_label_the_flagged_atoms_local_environments(tmp_path, lammps_install):

@@ -85,8 +85,7 @@ def test_oracle_constants_from_strained_cells_against_a_linear_elastic_crystal()
 def test_the_loop_does_not_weigh_up_stresses_of_an_oracle_whose_crystal_fails_born():
     """The loop's check reads the oracle's constants at the stored lattice nearest the model's, and warns
     (the stress weight stays x1) only when they fail Born's conditions."""
-    from lammps_al.loop.elastic import _oracle_check
-    from lammps_al.train.crystal import EV_A3_TO_GPA, strained_cells
+    from lammps_al.train.crystal import EV_A3_TO_GPA, oracle_check, strained_cells
 
     def labelled(a0, c11, c12, c44):
         cells = strained_cells("Al", "fcc", a0)
@@ -96,12 +95,12 @@ def test_the_loop_does_not_weigh_up_stresses_of_an_oracle_whose_crystal_fails_bo
                                                  c12 * (eps[0, 0] + eps[2, 2]) + c11 * eps[1, 1],
                                                  c12 * (eps[0, 0] + eps[1, 1]) + c11 * eps[2, 2],
                                                  2 * c44 * eps[1, 2], 0.0, 0.0]) / EV_A3_TO_GPA
-        return [(0, a0, atoms) for atoms in cells]
+        return [(a0, atoms) for atoms in cells]
 
     stored = labelled(4.00, 107.0, 61.0, 28.0) + labelled(4.05, 31.0, 96.0, 24.0)
-    constants, warning = _oracle_check(stored, 4.04)          # 4.05 is nearer: the unconverged oracle's
+    constants, warning = oracle_check(stored, 4.04)          # 4.05 is nearer: the unconverged oracle's
     assert constants == pytest.approx({"C11": 31.0, "C12": 96.0, "C44": 24.0})
     assert "not a stable cubic crystal's (C11 - C12 = -65 <= 0)" in warning and "stays x1" in warning
-    constants, warning = _oracle_check(stored, 4.01)
+    constants, warning = oracle_check(stored, 4.01)
     assert constants == pytest.approx({"C11": 107.0, "C12": 61.0, "C44": 28.0}) and warning == ""
-    assert _oracle_check([], 4.0) == ({}, "")
+    assert oracle_check([], 4.0) == ({}, "")
