@@ -13,6 +13,7 @@ NKTV2P = 1.6021765e6
 VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
 EV_PER_A2_TO_J_PER_M2 = 16.021766
 BAR_TO_GPA = 1e-4
+EV_PER_A3_TO_GPA = 160.21766
 
 
 def stress_to_voigt(stress) -> np.ndarray:

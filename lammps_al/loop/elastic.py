@@ -80,13 +80,21 @@ def elastic(cfg: LoopConfig, k: int, show_progress: bool = True) -> ElasticRecor
     noise = float(pot.noise["noise_precision"])
     labelled, cost, chosen = {}, 0.0, dict(before)
     oracle, warning = {}, ""
+
+    def oracle_unstable(stored) -> bool:
+        """Whether the oracle's own constants from its strained cells fail Born's conditions: then weighing up
+        stresses it got wrong would teach them, so the elastic group's factor is x1."""
+        nonlocal oracle, warning
+        oracle, warning = oracle_check([(a, atoms) for _, a, atoms in stored], mat.a0)
+        if warning:
+            log.warning("elastic check: %s", warning)
+            chosen[ELASTIC_GROUP] = 1.0
+        return bool(warning)
+
     for check in CHECKS:
-        if check.group == ELASTIC_GROUP:
-            oracle, warning = oracle_check([(a, atoms) for _, a, atoms in _stored(store, check.group)], mat.a0)
-            if warning:                   # weighing up stresses the oracle got wrong would teach them
-                log.warning("elastic check: %s", warning)
-                chosen[check.group] = 1.0
-                continue
+        stored = _stored(store, check.group) if check.group == ELASTIC_GROUP else None
+        if stored is not None and oracle_unstable(stored):
+            continue
         if worst(sigma, check.properties) <= tol:
             continue
         weights = cfg.fit.weights_for(check.group)
@@ -112,16 +120,12 @@ def elastic(cfg: LoopConfig, k: int, show_progress: bool = True) -> ElasticRecor
                 new=weighted_rows(rows, new, weights) if new else None,
                 old=weighted_rows(rows, old, weights, kind=check.kind)[0] if old else None)
 
-        stored = _stored(store, check.group)
+        stored = stored if stored is not None else _stored(store, check.group)
         if new_cells_needed([a for _, a, _ in stored], mat.a0):
             cost += label(check.make_cells(mat.element, mat.structure, mat.a0, k))
             stored = _stored(store, check.group)
-        if check.group == ELASTIC_GROUP:          # with the cells just labelled: what does the oracle say?
-            oracle, warning = oracle_check([(a, atoms) for _, a, atoms in stored], mat.a0)
-            if warning:
-                log.warning("elastic check: %s", warning)
+            if check.group == ELASTIC_GROUP and oracle_unstable(stored):    # what its new cells say
                 labelled[check.group] = sum(1 for it, _, _ in stored if it == k)
-                chosen[check.group] = 1.0
                 continue
         new, (factor, updated, met) = search(stored)
         if not met and not new and new_cells_needed([a for _, a, _ in stored], mat.a0, failed=True):

@@ -255,13 +255,14 @@ class Learner:
         for check in CHECKS:
             kinds_on = (self.config.fit.energy, self.config.fit.force, self.config.fit.stress)[check.kind]
             default = getattr(self.base_config.weights_for("default"), check.weight)
-            if check.group == ELASTIC_GROUP and kinds_on and default != 0 and self._oracle_unstable(step, a0,
-                                                                                                   done):
+            if not kinds_on or default == 0:
                 continue
-            if not kinds_on or default == 0 or \
-                    worst(relative_sigma(grads, self.current, self.covariance * scale ** 2), check.properties) <= tol:
+            pairs = self._stored(check.group) if check.group == ELASTIC_GROUP else None
+            if pairs is not None and self._oracle_unstable(step, a0, done, pairs):
                 continue
-            pairs = self._stored(check.group)
+            if worst(relative_sigma(grads, self.current, self.covariance * scale ** 2), check.properties) <= tol:
+                continue
+            pairs = pairs if pairs is not None else self._stored(check.group)
             stored = [atoms for _, atoms in pairs]
             lattices = [a for a, _ in pairs]
             f0 = self.factors.get(check.group, 1.0)
@@ -291,7 +292,7 @@ class Learner:
                 A, b, w, _ = self.rows(labelled)
                 self.posterior.add(A, b, w)
             if labelled and check.group == ELASTIC_GROUP:      # what do the oracle's own cells say?
-                self._oracle_unstable(step, a0, done)
+                self._oracle_unstable(step, a0, done, self._stored(ELASTIC_GROUP))
             self.checked += len(labelled)
             done.append(f"{check.group} {len(labelled)} cells x{self.factors.get(check.group, 1.0):g}")
         if done:
@@ -299,11 +300,11 @@ class Learner:
                         "; ".join(done))
         return "; ".join(done)
 
-    def _oracle_unstable(self, step: int, a0: float, done: list[str]) -> bool:
-        """Whether the oracle's own elastic constants from its strained cells fail Born's conditions (its stresses
-        are not converged); then it says so and their stress weight goes back to x1 (weighing up stresses the
-        oracle got wrong would teach the model an unstable crystal), unless the config weighs the group."""
-        pairs = self._stored(ELASTIC_GROUP)
+    def _oracle_unstable(self, step: int, a0: float, done: list[str], pairs: list[tuple[float, Atoms]]) -> bool:
+        """Whether the oracle's own elastic constants from its strained cells (``pairs``: the elastic group's
+        stored cells) fail Born's conditions (its stresses are not converged); then it says so and their stress
+        weight goes back to x1 (weighing up stresses the oracle got wrong would teach the model an unstable
+        crystal), unless the config weighs the group."""
         warning = oracle_check(pairs, a0)[1]
         if not warning:
             return False

@@ -25,6 +25,7 @@ import numpy as np
 from ase import Atoms
 from ase.build import bulk
 
+from lammps_al.core.units import EV_PER_A3_TO_GPA
 from lammps_al.train.descriptors import _canonical_frame, compute_blocks, design_matrix
 from lammps_al.train.structures import ELASTIC_GROUP, elastic_set
 
@@ -124,9 +125,6 @@ def vacancy_cells(element: str, structure: str, a0: float, k: int = 0, stage: st
     return [cell]
 
 
-EV_A3_TO_GPA = 160.21766
-
-
 def oracle_constants(cells) -> dict[str, float] | None:
     """C11, C12, C44 (GPa) that the labels of one lattice constant's :func:`strained_cells` say: central
     differences of the oracle's own stresses (``REF_stress``, eV/A^3, ASE sign). None without all four cells
@@ -146,9 +144,9 @@ def oracle_constants(cells) -> dict[str, float] | None:
         return None
     (e1, s1), (e2, s2) = xx
     (g1, t1), (g2, t2) = yz
-    return {"C11": float((s1[0] - s2[0]) / (e1 - e2) * EV_A3_TO_GPA),
-            "C12": float((s1[1] - s2[1]) / (e1 - e2) * EV_A3_TO_GPA),
-            "C44": float((t1[3] - t2[3]) / (2 * (g1 - g2)) * EV_A3_TO_GPA)}
+    return {"C11": float((s1[0] - s2[0]) / (e1 - e2) * EV_PER_A3_TO_GPA),
+            "C12": float((s1[1] - s2[1]) / (e1 - e2) * EV_PER_A3_TO_GPA),
+            "C44": float((t1[3] - t2[3]) / (2 * (g1 - g2)) * EV_PER_A3_TO_GPA)}
 
 
 def born_failures(constants: dict[str, float]) -> dict[str, float]:

@@ -16,6 +16,7 @@ from ase.build import bulk
 
 from lammps_al.core import runtime
 from lammps_al.core.potential import load
+from lammps_al.core.units import EV_PER_A3_TO_GPA
 
 
 @dataclass
@@ -143,7 +144,7 @@ def bulk_modulus(calc: Calc, element: str, structure: str, volume: float, strain
             atoms = bulk(element, structure, a=(n * v) ** (1 / 3), cubic=True)
         energies.append(calc.energy(atoms.repeat(2)) / (8 * len(atoms)))
     d2 = (energies[0] - 2 * energies[1] + energies[2]) / (strain * volume) ** 2
-    return float(volume * d2 * 160.21766)
+    return float(volume * d2 * EV_PER_A3_TO_GPA)
 
 
 K_B = 8.617333262e-5          # eV/K
@@ -153,4 +154,4 @@ TM_RULE = 0.011               # Tm ~ TM_RULE * B V / k_B
 def melting_rule(bulk_modulus_gpa: float, volume: float) -> float:
     """A first guess of the melting point (K) from the bulk modulus (GPa) and the atomic volume (A^3):
     Tm ~ 0.011 B V / k_B, within about 15 % for Al, Cu, Ni, Fe, Ag, Mg, Ta and W with experimental B and V."""
-    return TM_RULE * bulk_modulus_gpa * volume / 160.21766 / K_B
+    return TM_RULE * bulk_modulus_gpa * volume / EV_PER_A3_TO_GPA / K_B

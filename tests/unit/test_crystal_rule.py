@@ -62,7 +62,8 @@ def test_new_cells_at_the_model_s_lattice_unless_labelled_close_by():
 def test_oracle_constants_from_strained_cells_against_a_linear_elastic_crystal():
     """Stresses of the four strained cells set by Hooke's law with chosen constants are read back as those
     constants; constants that fail Born's conditions are named."""
-    from lammps_al.train.crystal import EV_A3_TO_GPA, born_failures, oracle_constants, strained_cells
+    from lammps_al.core.units import EV_PER_A3_TO_GPA
+    from lammps_al.train.crystal import born_failures, oracle_constants, strained_cells
 
     c11, c12, c44 = 107.0, 61.0, 28.0
     stiffness = np.zeros((6, 6))
@@ -73,7 +74,7 @@ def test_oracle_constants_from_strained_cells_against_a_linear_elastic_crystal()
     for atoms in cells:
         eps = atoms.cell.array / 4.04 - np.eye(3)
         voigt = np.array([eps[0, 0], eps[1, 1], eps[2, 2], 2 * eps[1, 2], 2 * eps[0, 2], 2 * eps[0, 1]])
-        atoms.info["REF_stress"] = stiffness @ voigt / EV_A3_TO_GPA
+        atoms.info["REF_stress"] = stiffness @ voigt / EV_PER_A3_TO_GPA
     got = oracle_constants(cells)
     assert got == pytest.approx({"C11": c11, "C12": c12, "C44": c44}, rel=1e-9)
     assert born_failures(got) == {}
@@ -85,7 +86,8 @@ def test_oracle_constants_from_strained_cells_against_a_linear_elastic_crystal()
 def test_the_loop_does_not_weigh_up_stresses_of_an_oracle_whose_crystal_fails_born():
     """The loop's check reads the oracle's constants at the stored lattice nearest the model's, and warns
     (the stress weight stays x1) only when they fail Born's conditions."""
-    from lammps_al.train.crystal import EV_A3_TO_GPA, oracle_check, strained_cells
+    from lammps_al.core.units import EV_PER_A3_TO_GPA
+    from lammps_al.train.crystal import oracle_check, strained_cells
 
     def labelled(a0, c11, c12, c44):
         cells = strained_cells("Al", "fcc", a0)
@@ -94,7 +96,7 @@ def test_the_loop_does_not_weigh_up_stresses_of_an_oracle_whose_crystal_fails_bo
             atoms.info["REF_stress"] = np.array([c11 * eps[0, 0] + c12 * (eps[1, 1] + eps[2, 2]),
                                                  c12 * (eps[0, 0] + eps[2, 2]) + c11 * eps[1, 1],
                                                  c12 * (eps[0, 0] + eps[1, 1]) + c11 * eps[2, 2],
-                                                 2 * c44 * eps[1, 2], 0.0, 0.0]) / EV_A3_TO_GPA
+                                                 2 * c44 * eps[1, 2], 0.0, 0.0]) / EV_PER_A3_TO_GPA
         return [(a0, atoms) for atoms in cells]
 
     stored = labelled(4.00, 107.0, 61.0, 28.0) + labelled(4.05, 31.0, 96.0, 24.0)
