@@ -169,3 +169,56 @@ def test_cells_a_little_off_the_model_s_lattice_that_cannot_pin_it_get_new_ones(
     assert moved.labelled == {"elastic": 4, "vacancy": 1}
     potential_path(cfg.loop, 2).parent.mkdir(parents=True)
     assert iteration(2, A0 * 1.0035).labelled == {"elastic": 0, "vacancy": 0}
+
+
+UNSTABLE_ORACLE = '''
+import os
+
+from ase.calculators.lammpslib import LAMMPSlib
+
+
+class UnconvergedStress(LAMMPSlib):
+    """Mendelev's EAM with the xx and yy stresses of 4-atom cells swapped: its strained cells say C11 < C12."""
+
+    def __init__(self):
+        path = os.path.join(os.environ["LAMMPS_POTENTIALS"], "Al_mm.eam.fs")
+        super().__init__(lmpcmds=["pair_style eam/fs", f"pair_coeff * * {path} Al"], atom_types={"Al": 1},
+                         keep_alive=True, log_file=None)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=()):
+        super().calculate(atoms, properties, system_changes)
+        if "stress" in self.results and len(self.atoms) == 4:
+            s = self.results["stress"].copy()
+            s[0], s[1] = s[1], s[0]
+            self.results["stress"] = s
+'''
+
+
+def test_strained_cells_of_an_oracle_whose_crystal_fails_born_are_not_weighed_up(tmp_path, monkeypatch,
+                                                                                 lammps_install):
+    """The loop labels the strained cells, reads the oracle's own C11 < C12 from them and keeps their stress
+    weight x1 with a warning naming the values; the next iteration, at the same lattice, says so again without
+    labelling, while the vacancy check goes on as usual."""
+    import os
+
+    from lammps_al.core import runtime
+
+    (tmp_path / "unstable_oracle.py").write_text(UNSTABLE_ORACLE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(tmp_path), os.environ.get("PYTHONPATH")) if p))
+    monkeypatch.setenv("LAMMPS_POTENTIALS", str(runtime.potentials_dir()))
+    cfg = loop_state(tmp_path / "unstable", 0.002)
+    text = cfg.source.read_text().replace('name = "eam"\nworkers = 2\n[oracle.settings]\npotential = "Al_mm.eam.fs"',
+                                          'name = "unstable_oracle:UnconvergedStress"\nworkers = 2')
+    assert "unstable_oracle" in text
+    cfg.source.write_text(text)
+    cfg = load_loop_config(cfg.source)
+    record = elastic.elastic(cfg, 0, show_progress=False)
+    assert record.labelled == {"elastic": 4, "vacancy": 1} and record.stress_factor == 1.0
+    assert record.oracle_constants["C11"] < record.oracle_constants["C12"]
+    assert "not a stable cubic crystal's (C11 - C12 = -" in record.warning
+    assert "WARNING" in elastic.elastic_line(record)
+    assert record.vacancy_energy_factor in crystal.FACTORS
+    again = elastic.elastic(cfg, 0, show_progress=False)
+    assert again.stress_factor == 1.0 and again.warning == record.warning and "elastic" not in again.labelled
+    assert len([r for r in LabelledStore(cfg.fit.training.dir).records() if r.group == ELASTIC_GROUP]) == 4
