@@ -217,6 +217,21 @@ def _import_class(name: str):
         raise OracleError(f"oracle {name!r}: module {module_name!r} has no {class_name!r}") from None
 
 
+def confine_lammpslib(calc):
+    """A user's ASE LAMMPSlib (or subclass) given no ``comm`` starts its LAMMPS on MPI_COMM_WORLD: on one rank
+    of an MPI job that waits forever for the others. Its LAMMPS starts at the first calculation, so giving it
+    MPI_COMM_SELF here confines it to this rank, as the built-in eam oracle is."""
+    try:
+        from ase.calculators.lammpslib import LAMMPSlib
+    except ImportError:          # pragma: no cover - ASE without lammpslib
+        return calc
+    if isinstance(calc, LAMMPSlib) and calc.parameters.get("comm") is None and not getattr(calc, "started", False):
+        from mpi4py import MPI
+
+        calc.parameters.comm = MPI.COMM_SELF
+    return calc
+
+
 def make_calculator(spec: OracleSpec, serial: bool = False):
     """A fresh ASE calculator for ``spec``; ``serial``: confined to this MPI rank (an mpi4py.futures worker)."""
     if spec.name in REGISTRY:
@@ -225,8 +240,9 @@ def make_calculator(spec: OracleSpec, serial: bool = False):
     if ":" in spec.name:
         cls = _import_class(spec.name)
         try:
-            return cls(**spec.settings)
+            calc = cls(**spec.settings)
         except TypeError as exc:
             raise OracleError(f"oracle {spec.name!r}: bad settings {spec.settings}: {exc}") from exc
+        return confine_lammpslib(calc) if serial else calc
     raise OracleError(f"unknown oracle {spec.name!r}: choose one of {sorted(REGISTRY)} or give "
                       f"'package.module:Class' for any ASE calculator")

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -162,6 +163,38 @@ def test_stresses_of_an_oracle_whose_crystal_fails_born_are_not_weighed_up(tmp_p
     factors = json.loads((work / "otf" / "crystal.json").read_text())["factors"] \
         if (work / "otf" / "crystal.json").is_file() else {}
     assert factors.get("elastic", 1.0) == 1.0
+
+
+RANK_ZERO_LABELS = """
+import sys
+
+from ase.build import bulk
+from mpi4py import MPI
+
+from lammps_al.train.oracles import OracleSpec, make_calculator
+
+if MPI.COMM_WORLD.rank == 0:          # as the on-the-fly learner does: one rank labels, the others wait
+    calc = make_calculator(OracleSpec("unstable_oracle:UnconvergedStress", {}), serial=True)
+    atoms = bulk("Al", "fcc", a=4.05, cubic=True)
+    atoms.calc = calc
+    print("energy", atoms.get_potential_energy(), flush=True)
+MPI.COMM_WORLD.barrier()
+"""
+
+
+@pytest.mark.mpi
+def test_a_users_lammpslib_oracle_labels_on_one_rank_of_an_mpi_job(tmp_path, lammps_install):
+    """A "package.module:Class" oracle that is an ASE LAMMPSlib given no comm: its LAMMPS would start on
+    MPI_COMM_WORLD from rank 0 alone and wait forever for rank 1; the oracle gets MPI_COMM_SELF instead."""
+    (tmp_path / "unstable_oracle.py").write_text(UNSTABLE_ORACLE)
+    (tmp_path / "label_on_rank0.py").write_text(RANK_ZERO_LABELS)
+    env = runtime.lammps_env({**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(tmp_path), os.environ.get("PYTHONPATH", "")) if p)})
+    proc = subprocess.run(runtime.mpi_command(2, sys.executable, "label_on_rank0.py"), cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    energy = float(proc.stdout.split("energy")[1].split()[0])
+    assert -3.5 * 4 < energy < -3.2 * 4                   # Mendelev's Al: -3.36 eV/atom at 4.05 A
 
 
 def test_big_runs_label_the_flagged_atoms_local_environments(tmp_path, lammps_install):
