@@ -25,7 +25,7 @@ import numpy as np
 from ase import Atoms
 from ase.build import bulk
 
-from lammps_al.core.units import EV_PER_A3_TO_GPA
+from lammps_al.core.units import BAR_TO_GPA, EV_PER_A3_TO_GPA, VOIGT
 from lammps_al.train.descriptors import _canonical_frame, compute_blocks, design_matrix
 from lammps_al.train.structures import ELASTIC_GROUP, elastic_set
 
@@ -67,8 +67,6 @@ FACTORS = (1.0, 3.0, 10.0, 30.0, 100.0)     # candidate factors on a group's def
 SAME_LATTICE = 0.005        # relative: cells of a lattice constant this close to labelled ones are not labelled again
 RELABEL_LATTICE = 0.001     # ... unless no factor makes those known at the model's own: then new cells, once this far
 CUBIC = ("fcc", "bcc")
-BAR_TO_GPA = 1e-4
-VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
 VACANCY_GROUP = "vacancy"
 VACANCY_REPS = 2               # the 2x2x2 cubic cell: 31 atoms for fcc, 15 for bcc
 
@@ -291,10 +289,14 @@ def weighted_rows(rows: Rows, cells, weights, kind: int | None = None) -> tuple[
     """The rows a fit gives ``cells`` with group weights ``weights`` (only the rows of ``kind`` if given; no
     labels needed) and each row's kind (0 energy, 1 force, 2 stress)."""
     dm = rows.design(cells, energy=kind in (None, 0), force=kind in (None, 1), stress=kind in (None, 2))
+    return dm.A * row_weights(dm, weights)[:, None], dm.kind
+
+
+def row_weights(dm, weights) -> np.ndarray:
+    """The weight a fit gives each row of the design matrix ``dm`` in a group with ``weights``."""
     natoms = dm.natoms[dm.config]
     energy = weights.energy_weight * (np.sqrt(natoms) if weights.energy_scaling == "sqrt-natoms" else 1.0)
-    w = np.select([dm.kind == 0, dm.kind == 1], [energy, weights.force_weight], weights.stress_weight)
-    return dm.A * w[:, None], dm.kind
+    return np.select([dm.kind == 0, dm.kind == 1], [energy, weights.force_weight], weights.stress_weight)
 
 
 def smallest_factor(check: Check, candidates, f0: float, grads: dict, coefficients: np.ndarray,
