@@ -403,6 +403,8 @@ class SelectedItem:
     run_id: str
     kind: str
     max_sigma: float
+    gain: float | None = None        # nats of information the pick gave the posterior (information selection)
+    natoms: int | None = None
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,10 @@ class LoopSettings:
     start_size: Literal["minimal", "small", "standard"] = "minimal"
     lammps_variables: dict = field(default_factory=dict)   # -var NAME VALUE for every exploration run
     selection: Literal["uncertainty", "random"] = "uncertainty"
+    candidates: Literal["flagged", "trajectory"] = "flagged"   # what selection picks from: the configurations
+    #                                          the fix flagged, or a snapshot every lal_min_write_interval steps
+    cost_exponent: float = 3.0               # a label's oracle cost ~ natoms^cost_exponent (3: plane-wave DFT;
+    #                                          1: a classical oracle; 0: every call alike): selection weighs it
     run_timeout: float = 7200.0              # s; an exploration run past it is stopped and reported
     force_target: float = 0.0                # eV/A, > 0: the accuracy the loop aims at (see below)
     trajectory_statistic: Literal["max", "rms"] = "max"   # of the per-atom sigma, averaged along trajectories
@@ -148,6 +152,13 @@ class LoopSettings:
                               f"{self.seed}")
         if not 0 <= self.flag_rate <= 1:
             raise ConfigError(f"flag_rate must be in [0, 1], got {self.flag_rate}")
+        if self.candidates == "trajectory" and not self.force_target > 0:
+            raise ConfigError("candidates = 'trajectory' needs force_target (eV/A, > 0): the flag threshold it sets "
+                              "(3 x the target) still tells which runs flagged while every snapshot is written; "
+                              "give force_target or candidates = 'flagged'")
+        if not 0 <= self.cost_exponent <= 6:
+            raise ConfigError(f"cost_exponent must be in [0, 6] (a label's oracle cost ~ natoms^cost_exponent: 3 for "
+                              f"plane-wave DFT, 1 for a classical oracle, 0 to count calls), got {self.cost_exponent}")
         if not self.run_timeout > 0:
             raise ConfigError(f"run_timeout must be > 0 s, got {self.run_timeout}")
         if not self.potential_name or "/" in self.potential_name:

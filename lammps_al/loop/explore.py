@@ -47,9 +47,9 @@ from lammps_al.loop.config import LoopConfig, evaluate, iter_dir
 
 log = logging.getLogger(__name__)
 
-# the random-selection baseline draws from everything the MD visits: the fix writes every
-# lal_min_write_interval steps, whatever the sigma
-RANDOM_POOL_VARIABLES = {"lal_flag": 1e-12, "lal_max_writes": 100000, "lal_dedup": 0}
+# candidates = "trajectory" (and the random-selection baseline) draw from everything the MD visits: the fix
+# writes every lal_min_write_interval steps, whatever the sigma
+POOL_VARIABLES = {"lal_flag": 1e-12, "lal_max_writes": 100000, "lal_dedup": 0}
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,7 @@ class ExploreTask:
     nprocs: int
     variables: dict = field(default_factory=dict)
     timeout: float = 7200.0
+    flag_threshold: float | None = None   # writing a pool (every write interval): what "the run flagged" means
 
 
 def command(task: ExploreTask, prefix: list[str] | None = None) -> list[str]:
@@ -213,7 +214,8 @@ def run_exploration(task: ExploreTask) -> ExploreRunResult:
     melting = read_coexistence(_read(Path(task.workdir) / "log.lammps"), Path(task.workdir) / COEXISTENCE_SERIES)
     return ExploreRunResult(
         name=task.name, kind=task.kind, status=state, seconds=seconds, seed=task.seed, returncode=returncode,
-        scoring_steps=len(rows), flagged=any(r.action != "none" for r in rows),
+        scoring_steps=len(rows), flagged=any(r.action != "none" for r in rows) if task.flag_threshold is None
+        else any(r.max_sigma >= task.flag_threshold for r in rows),
         mean_max_sigma=float(np.mean(sigmas)) if sigmas else None, max_sigma=sigmas,
         rms_sigma=[r.rms_sigma for r in rows],
         temperature=[r.temp_K for r in rows], halt_reason=reason, halt_step=halt_step, error=error,
@@ -339,8 +341,10 @@ def tasks(cfg: LoopConfig, k: int) -> list[ExploreTask]:
         variables = {**material_variables(m), "fix_snippet": str(fix_snippet)}
         for key, value in {**s.exploration_variables(), **run.variables}.items():
             variables[key] = evaluate(value, names, f"[[explore]] {run.name}: {key}")
-        if s.selection == "random":
-            variables.update(RANDOM_POOL_VARIABLES)
+        flag_threshold = None
+        if s.selection == "random" or s.candidates == "trajectory":
+            flag_threshold = pool_flag_threshold(variables.get("lal_flag"))
+            variables.update(POOL_VARIABLES)
         if run.input.name == "coexistence.in":
             variables.update({"pair": str(potdir / f"{s.potential_name}.{s.model_snippet}.lammps"),
                               "out": COEXISTENCE_SERIES})
@@ -349,8 +353,16 @@ def tasks(cfg: LoopConfig, k: int) -> list[ExploreTask]:
             name=run.name, kind=run.kind, input=str(run.input), workdir=str(d / "explore" / run.name),
             flagged=str(d / "flagged"), snippet=str(potdir / f"{s.potential_name}.{s.model_snippet}.lammps"),
             potdir=str(potdir), seed=1000 * (s.seed + 1) + 37 * k + j + 1, nprocs=s.nprocs, variables=variables,
-            timeout=s.run_timeout))
+            timeout=s.run_timeout, flag_threshold=flag_threshold))
     return out
+
+
+def pool_flag_threshold(value) -> float | None:
+    """The flag threshold a run writing a pool would have had (a number given as ``lal_flag``), else None."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def halted_at_start(run: ExploreRunResult) -> bool:

@@ -104,7 +104,7 @@ def summary_lines(e: IterationSummary, sigma_target: float) -> list[str]:
 
     model = f"model {e.model}" + (f" (runner-up {e.runner_up})" if e.runner_up else "")
     lines = [f"iteration {e.iteration}: trajectory sigma {'n/a' if sig is None else f'{sig:.4g}'} "
-             f"(target {sigma_target:g}), runs flagging {e.flag_fraction:.0%}, flagged {e.flagged}, "
+             f"(target {sigma_target:g}), runs flagging {e.flag_fraction:.0%}, candidates {e.flagged}, "
              f"selected {e.selected}, labelled {e.labelled} (total {e.labels_total}, cost "
              f"{e.cost_natoms3:.3g} natoms^3)",
              f"  refit {model}: {refit}",

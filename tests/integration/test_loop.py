@@ -39,6 +39,12 @@ def test_loop_runs_and_resumes_without_duplicating_labels(tmp_path, lammps_insta
     assert len(history) == 1
     first = history[0]
     assert first.flagged >= 1 and first.labelled >= 1
+    # the demo's candidates = "trajectory": a snapshot every write interval, picked by information per cost
+    picked = read_marker(iter_dir(cfg.loop, 0), SelectRecord).selected
+    assert picked and all(item.gain > 0 and item.natoms == 32 for item in picked)
+    assert [item.gain for item in picked] == sorted((item.gain for item in picked), reverse=True)  # same cost
+    run = read_marker(iter_dir(cfg.loop, 0), ExploreRecord).runs["melt"]       # flagged: by the real threshold
+    assert run.flagged == (max(run.max_sigma) >= 3 * cfg.loop.force_target)
     store = LabelledStore(cfg.fit.training.dir)
     n_labels = len([r for r in store.records() if r.status == "ok"])
     assert (iter_dir(cfg.loop, 1) / "potential" / "Al.npz").is_file()
@@ -58,6 +64,27 @@ def test_loop_runs_and_resumes_without_duplicating_labels(tmp_path, lammps_insta
     again = run_loop(cfg, resume=True, report=lambda line: None, show_progress=False)
     assert len([r for r in store.records() if r.status == "ok"]) == n_labels
     assert again[0].labelled == 0 and again[0].selected == first.selected
+
+
+def test_trajectory_candidates_write_a_pool_and_keep_the_flag_threshold(tmp_path):
+    """candidates = "trajectory" (the demo's): the fix writes every write interval whatever the sigma, and the
+    run's "flagged" is still judged by the threshold the force target sets (3 x); without a force target the
+    config is refused."""
+    from lammps_al.loop.explore import POOL_VARIABLES, tasks
+
+    cfg = load_loop_config(small_loop(tmp_path))
+    assert cfg.loop.candidates == "trajectory" and cfg.loop.cost_exponent == 3
+    (task,) = tasks(cfg, 0)
+    assert {k: task.variables[k] for k in POOL_VARIABLES} == POOL_VARIABLES
+    assert task.flag_threshold == pytest.approx(3 * cfg.loop.force_target)
+    path = small_loop(tmp_path)
+    path.write_text(path.read_text().replace('candidates = "trajectory"', 'candidates = "flagged"'))
+    (task,) = tasks(load_loop_config(path), 0)
+    assert task.flag_threshold is None and task.variables["lal_max_writes"] == 4
+    path.write_text(path.read_text().replace('candidates = "flagged"', 'candidates = "trajectory"')
+                    .replace("force_target = 0.05", "force_target = 0"))
+    with pytest.raises(ConfigError, match="candidates = 'trajectory' needs force_target"):
+        load_loop_config(path)
 
 
 def test_loop_config_rejects_unknown_keys(tmp_path):
@@ -256,3 +283,63 @@ def test_an_iteration_s_exploration_runs_go_out_at_once_on_the_executor(tmp_path
     assert max(a.started, b.started) < min(a.finished, b.finished), "the two runs did not overlap"
     assert history[0].labelled >= 1
     assert (cfg.loop.workdir / "parsl").is_dir() == (kind == "parsl")
+
+
+def _posterior_after(cov, rows, noise_var):
+    import numpy as np
+
+    return np.linalg.inv(np.linalg.inv(cov) + rows.T @ rows / noise_var)
+
+
+def test_information_selection_gains_are_the_posterior_entropy_it_removes():
+    """Each pick's gain is 1/2 log det(I + R Sigma R^T / s^2) under the posterior of the picks before it (a
+    direct inverse here, not the Woodbury update the code uses); the gains add up to the entropy lost."""
+    import numpy as np
+
+    from lammps_al.loop.select import information_selection
+
+    rng = np.random.default_rng(3)
+    p = 6
+    L = rng.normal(size=(p, p))
+    cov = L @ L.T / p + 0.1 * np.eye(p)
+    rows = [rng.normal(size=(rng.integers(1, 5), p)) for _ in range(7)]
+    noise = 0.3
+    chosen, gains = information_selection(rows, cov, noise, np.ones(7), cap=4)
+    assert len(chosen) == 4 == len(set(chosen))
+    post = cov
+    for c, g in zip(chosen, gains):
+        r = rows[c]
+        expect = 0.5 * np.linalg.slogdet(np.eye(len(r)) + r @ post @ r.T / noise)[1]
+        others = [0.5 * np.linalg.slogdet(np.eye(len(rows[o])) + rows[o] @ post @ rows[o].T / noise)[1]
+                  for o in range(7) if o not in chosen[:chosen.index(c)]]
+        assert np.isclose(g, expect, rtol=1e-9) and np.isclose(g, max(others), rtol=1e-9)   # the best at equal cost
+        post = _posterior_after(post, r, noise)
+    total = 0.5 * (np.linalg.slogdet(cov)[1] - np.linalg.slogdet(post)[1])
+    assert np.isclose(sum(gains), total, rtol=1e-9)
+
+
+def test_information_selection_passes_over_a_duplicate_and_weighs_cost():
+    import numpy as np
+
+    from lammps_al.loop.select import information_selection, selection_budget
+
+    cov = np.eye(3)
+    a = np.array([[1.0, 0.0, 0.0]])
+    b = np.array([[0.0, 0.9, 0.0]])
+    chosen, gains = information_selection([a, a.copy(), b], cov, 0.01, [1, 1, 1], cap=2)
+    assert chosen == [0, 2]                            # the copy of the first tells the posterior little more
+    assert gains[1] > 0.5 * np.log(1 + 0.9 ** 2 / 0.01) - 1e-12 - 1e-9
+    big = np.vstack([a, b, np.array([[0.0, 0.0, 1.0]])])  # three times the information at 27 times the cost
+    chosen, _ = information_selection([big, a], cov, 0.01, [27.0, 1.0], cap=1)
+    assert chosen == [1]
+    chosen, _ = information_selection([big, a], cov, 0.01, [1.0, 1.0], cap=1)
+    assert chosen == [0]
+    assert information_selection([np.zeros((0, 3)), a], cov, 0.01, [1, 1], cap=5)[0] == [1]
+    # a budget: the big cell no longer fits once the cheap ones are in; alone, it is taken
+    c = np.array([[0.0, 0.0, 0.5]])
+    costs = [1.0, 1.0, 1.0, 27.0]
+    budget = selection_budget(costs, 2)
+    assert budget == 2.0
+    chosen, _ = information_selection([a, b, c, big], cov, 0.01, costs, cap=4, budget=budget)
+    assert chosen == [0, 1]
+    assert information_selection([big], cov, 0.01, [27.0], cap=2, budget=selection_budget([27.0], 2))[0] == [0]
