@@ -1,20 +1,26 @@
 """Selection: which flagged configurations the oracle labels.
 
 ``selection = "uncertainty"`` (the method), with a Bayesian potential: a greedy batch, each pick the
-configuration whose label tells the posterior the most per unit of oracle cost. Labelling configuration c
-adds its weighted design rows R_c (energy, forces, stress, as the fit will weigh them) to the linear model,
-which shrinks the posterior covariance Sigma; the information gained is
+configuration whose label tells the posterior the most per unit of oracle cost, the structure kinds taking
+turns. Labelling configuration c adds its weighted design rows R_c (energy, forces, stress, as the fit will
+weigh them) to the linear model, which shrinks the posterior covariance Sigma; the information gained is
 
     I_c = 1/2 log det(I + R_c Sigma R_c^T / s^2)   (nats: the entropy the coefficients lose)
 
 with s the noise of a row: the fit's own (1/sqrt(beta)), but at least the force target (errors below the
-target are not worth an oracle call). The next pick maximises I_c / cost_c, cost_c = natoms^cost_exponent
-(3: plane-wave DFT), and Sigma is updated with the pick's rows (no label needed), so a second cell like the
-first gains little: uncertain, different, and cheap. The batch costs at most ``max_select`` times the median
-candidate's cost (:func:`selection_budget`). Without a posterior (another solver), structure kinds
-take turns and within a kind the next pick maximises its sigma times its distance in descriptor space (the
-bispectrum of its most uncertain atom) to everything picked. ``"random"`` (the baseline of ``lammps-al bench
-selection``): uniformly at random, seeded, from everything the exploration wrote.
+target are not worth an oracle call). Within its kind's turn the next pick maximises I_c / cost_c, cost_c =
+natoms^cost_exponent (3: plane-wave DFT), and Sigma is updated with the pick's rows (no label needed), so a
+second cell like the first gains little: uncertain, different, and cheap. The batch costs at most
+``max_select`` times the median candidate's cost (:func:`selection_budget`). With ``candidates =
+"trajectory"`` the fix writes a snapshot every write interval, and those where an atom's predicted force
+error reaches the force target are candidates. Measured on the demo (``lammps-al bench selection``): the
+most informative of everything, kinds not taking turns, was liquid every time, and the crystal's errors
+grew; only what the fix flags (3 x the target) left one or two candidates per iteration once the model was
+near its floor, too few labels to get below it. Without a
+posterior (another solver), the kinds take turns and within a kind the next pick maximises its sigma times
+its distance in descriptor space (the bispectrum of its most uncertain atom) to everything picked.
+``"random"`` (the baseline of ``lammps-al bench selection``): uniformly at random, seeded, from everything
+the exploration wrote.
 """
 
 from __future__ import annotations
@@ -111,42 +117,61 @@ def diverse_selection(sigma: np.ndarray, features: np.ndarray, kinds: list[str],
 
 
 def information_selection(rows: list[np.ndarray], covariance: np.ndarray, noise_var: float, costs, cap: int,
-                          budget: float = np.inf) -> tuple[list[int], list[float]]:
+                          budget: float = np.inf, kinds: list[str] | None = None) -> tuple[list[int], list[float]]:
     """Greedy batch of up to ``cap`` of the candidates whose weighted rows are ``rows`` (each k_c x p), costing
-    at most ``budget`` together: each pick maximises its information gain 1/2 log det(I + R Sigma R^T /
-    noise_var) per cost among those the budget left still affords, then Sigma takes its rows (Woodbury).
-    The gain of a candidate only falls as Sigma takes rows (it is submodular), so a gain computed under an
-    earlier Sigma bounds it from above: the candidates are taken best bound first and only the front one's
-    gain is brought up to date (lazy greedy; the same picks as recomputing every gain, for hundreds of
-    snapshots in the time of a few). Returns the picks in order and each one's gain (nats) when it was
-    picked; the gains sum to 1/2 log(det Sigma_0 / det Sigma_final)."""
+    at most ``budget`` together: with ``kinds``, the kinds take turns (sorted by name; a kind with nothing
+    affordable left drops out), else every pick is from all. A pick maximises its information gain
+    1/2 log det(I + R Sigma R^T / noise_var) per cost among those the budget left still affords, then Sigma
+    takes its rows (Woodbury). The gain of a candidate only falls as Sigma takes rows (it is submodular), so
+    a gain computed under an earlier Sigma bounds it from above: candidates are taken best bound first and
+    only the front one's gain is brought up to date (lazy greedy; the same picks as recomputing every gain).
+    Returns the picks in order and each one's gain (nats) when it was picked; the gains sum to
+    1/2 log(det Sigma_0 / det Sigma_final)."""
     import heapq
 
     cov = np.array(covariance, dtype=float)
     costs = np.asarray(costs, dtype=float)
+    kinds = list(kinds) if kinds is not None else [""] * len(rows)
 
     def gain(r):
         inner = np.eye(len(r)) + (r @ cov @ r.T) / noise_var
         sign, logdet = np.linalg.slogdet(inner)
         return 0.5 * logdet if sign > 0 else 0.0
 
-    heap = [(-gain(rows[c]) / costs[c], c, 0) for c in range(len(rows)) if len(rows[c])]
-    heapq.heapify(heap)
+    heaps: dict[str, list] = {}
+    for c in range(len(rows)):
+        if len(rows[c]):
+            heaps.setdefault(kinds[c], []).append((-gain(rows[c]) / costs[c], c, 0))
+    for heap in heaps.values():
+        heapq.heapify(heap)
     chosen, gains = [], []
     spent, version = 0.0, 0
-    while heap and len(chosen) < cap:
-        bound, c, seen = heapq.heappop(heap)
-        if spent + costs[c] > budget:
-            continue                                   # the budget only shrinks: never affordable again
-        if seen != version:                            # a bound from an earlier posterior: bring it up to date
-            heapq.heappush(heap, (-gain(rows[c]) / costs[c], c, version))
-            continue
-        chosen.append(c)
-        gains.append(float(-bound * costs[c]))
-        spent += costs[c]
-        cov = with_rows(cov, rows[c], 1.0 / noise_var)
-        cov = 0.5 * (cov + cov.T)
-        version += 1
+
+    def best_of(heap):
+        while heap:
+            bound, c, seen = heapq.heappop(heap)
+            if spent + costs[c] > budget:
+                continue                               # the budget only shrinks: never affordable again
+            if seen == version:
+                return c, -bound * costs[c]
+            heapq.heappush(heap, (-gain(rows[c]) / costs[c], c, version))   # an earlier posterior's bound
+        return None
+
+    while heaps and len(chosen) < cap:
+        for kind in sorted(heaps):
+            if len(chosen) >= cap:
+                break
+            found = best_of(heaps[kind])
+            if found is None:
+                continue
+            c, g = found
+            chosen.append(c)
+            gains.append(float(g))
+            spent += costs[c]
+            cov = with_rows(cov, rows[c], 1.0 / noise_var)
+            cov = 0.5 * (cov + cov.T)
+            version += 1
+        heaps = {k: h for k, h in heaps.items() if h}
     return chosen, gains
 
 
@@ -215,10 +240,18 @@ def select(cfg: LoopConfig, k: int) -> SelectRecord:
         plan = information_plan(cfg, potential, weights)
         if plan is not None:
             frames = [a if a is not None else read_candidate(flagged / e.file) for a, e in zip(frames, entries)]
-            rows = candidate_rows(potential, frames, weights)
             costs = [float(len(a)) ** s.cost_exponent for a in frames]
-            chosen, picked = information_selection(rows, plan[0], plan[1], costs, cap,
-                                                    budget=selection_budget(costs, s.max_select))
+            budget = selection_budget(costs, s.max_select)
+            # from a pool of every write interval: the snapshots where an atom's predicted error reaches the
+            # force target (the accuracy asked for; below it everywhere, a label buys nothing)
+            threshold = s.force_target if s.candidates == "trajectory" else 0.0
+            eligible = [i for i, e in enumerate(entries) if e.max_sigma >= threshold]
+            picks, picked = [], []
+            if eligible:
+                rows = candidate_rows(potential, [frames[i] for i in eligible], weights)
+                picks, picked = information_selection(rows, plan[0], plan[1], [costs[i] for i in eligible], cap,
+                                                      budget=budget, kinds=[kinds[i] for i in eligible])
+            chosen = [eligible[i] for i in picks]
             gains = dict(zip(chosen, picked))
         else:
             features = candidate_features(potential_path(s, k), [flagged / e.file for e in entries], frames)

@@ -343,3 +343,7 @@ def test_information_selection_passes_over_a_duplicate_and_weighs_cost():
     chosen, _ = information_selection([a, b, c, big], cov, 0.01, costs, cap=4, budget=budget)
     assert chosen == [0, 1]
     assert information_selection([big], cov, 0.01, [27.0], cap=2, budget=selection_budget([27.0], 2))[0] == [0]
+    # kinds take turns: kind "b"'s weak candidate gets the second pick ahead of kind "a"'s second strong one
+    y, weak = np.array([[0.0, 1.0, 0.0]]), np.array([[0.0, 0.0, 0.3]])
+    assert information_selection([a, y, weak], cov, 0.01, [1.0] * 3, cap=3)[0] == [0, 1, 2]
+    assert information_selection([a, y, weak], cov, 0.01, [1.0] * 3, cap=3, kinds=["a", "a", "b"])[0] == [0, 2, 1]

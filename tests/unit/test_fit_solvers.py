@@ -115,6 +115,28 @@ def test_selection_benchmark_counts_calls_and_cost_to_the_target_over_seeds():
     out["seeds"][0]["arms"]["random"]["calls_to_target"] = None
     assert summarise(out)["ratio_calls"] is None and summarise(out)["random"]["reached"] == 2
 
+
+def test_selection_benchmark_ladder_reads_looser_targets_off_the_same_curves():
+    from lammps_al.bench.selection import ladder, selection_lines, summarise
+
+    def curve(*pts):
+        return [{"labels": n, "cost_natoms3": c, "force_rmse": f} for n, c, f in pts]
+
+    seeds = [{"seed": 0, "arms": {"uncertainty": {"curve": curve((10, 1e3, 0.2), (20, 1e5, 0.06), (25, 2e5, 0.052)),
+                                                  "calls_to_target": None, "cost_to_target": None},
+                                  "random": {"curve": curve((10, 1e3, 0.2), (18, 4e5, 0.065), (26, 9e5, 0.049)),
+                                             "calls_to_target": 26, "cost_to_target": 9e5}}}]
+    out = {"target_force_rmse_eV_A": 0.05, "max_select": 8, "iterations": 3, "seeds": seeds}
+    rows = {round(r["target"], 3): r for r in ladder(out)}
+    assert rows[0.07]["uncertainty"]["calls"][0] == 20 and rows[0.07]["random"]["calls"][0] == 18
+    assert rows[0.07]["ratio_cost"] == pytest.approx(1e5 / 4e5)
+    assert rows[0.055]["uncertainty"]["calls"][0] == 25 and rows[0.055]["random"]["calls"][0] == 26
+    assert rows[0.05]["ratio_calls"] is None and rows[0.05]["random"]["reached"] == 1
+    out["summary"] = summarise(out)
+    text = "\n".join(selection_lines(out))
+    assert "0.070 eV/A: uncertainty 1/1 20.0 calls 1e+05; random 1/1 18.0 calls 4e+05; ratios 1.11 calls, 0.25 cost" \
+        in text and "0.050 eV/A: uncertainty 0/1; random 1/1 26.0 calls 9e+05; ratios n/a" in text
+
 def test_ridge_equals_its_closed_form():
     """Ridge penalises column-scaled coefficients: c = (A^T A + alpha diag(s^2))^-1 A^T b, s = column RMS."""
     X, y, _ = synthetic(n=30, p=5, noise=0.5, scales=np.array([1.0, 10.0, 0.1, 3.0, 1.0]))
