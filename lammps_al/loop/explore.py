@@ -344,7 +344,11 @@ def tasks(cfg: LoopConfig, k: int) -> list[ExploreTask]:
         flag_threshold = None
         if s.selection == "random" or s.candidates == "trajectory":
             flag_threshold = pool_flag_threshold(variables.get("lal_flag"))
-            variables.update(POOL_VARIABLES)
+            halt = pool_flag_threshold(variables.get("lal_halt"))
+            # a halt threshold at or below the flag threshold: leave the fix its settings, so that it refuses
+            # them at setup on every rank with its own message (the pool's tiny flag threshold would hide it)
+            if flag_threshold is None or halt is None or halt > flag_threshold:
+                variables.update(POOL_VARIABLES)
         if run.input.name == "coexistence.in":
             variables.update({"pair": str(potdir / f"{s.potential_name}.{s.model_snippet}.lammps"),
                               "out": COEXISTENCE_SERIES})

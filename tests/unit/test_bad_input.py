@@ -278,6 +278,8 @@ LOOP_CASES = [
     ("loop.selection", {"loop": "selection = 'greedy'"},
      ["[loop].selection must be one of 'uncertainty', 'random', got 'greedy'"]),
     ("loop.run_timeout", {"loop": "run_timeout = 0"}, ["run_timeout must be > 0 s, got 0.0"]),
+    ("loop.candidates", {"loop": "candidates = 'everything'"},
+     ["[loop].candidates must be one of 'flagged', 'trajectory', got 'everything'"]),
     ("loop.cost_exponent", {"loop": "cost_exponent = -1"},
      ["cost_exponent must be in [0, 6] (a label's oracle cost ~ natoms^cost_exponent: 3 for plane-wave DFT",
       "got -1"]),
