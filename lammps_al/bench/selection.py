@@ -107,44 +107,43 @@ def _mean_spread(values):
     return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, len(values)
 
 
+def compare(reached: dict[str, tuple[list, list]]) -> dict:
+    """Per arm, from its seeds' (calls, costs) to a target (None where a seed did not reach it): mean and spread
+    of each, how many seeds reached it; loop / random ratios of the means where every seed of both did."""
+    out = {}
+    for arm in ARMS:
+        calls, costs = reached[arm]
+        out[arm] = {"calls": _mean_spread(calls), "cost_natoms3": _mean_spread(costs),
+                    "reached": sum(c is not None for c in calls), "of": len(calls)}
+    u, r = out["uncertainty"], out["random"]
+    both = u["reached"] == u["of"] and r["reached"] == r["of"]
+    out["ratio_calls"] = u["calls"][0] / r["calls"][0] if both else None
+    out["ratio_cost"] = u["cost_natoms3"][0] / r["cost_natoms3"][0] if both else None
+    return out
+
+
 def summarise(out: dict) -> dict:
     """Per arm: mean and spread over the seeds of the calls and natoms^3 cost to the target (seeds that did
     not reach it are counted as not reached); loop / random ratios of the means."""
-    summary = {}
-    for arm in ARMS:
-        calls = [s["arms"][arm]["calls_to_target"] for s in out["seeds"]]
-        costs = [s["arms"][arm]["cost_to_target"] for s in out["seeds"]]
-        summary[arm] = {"calls": _mean_spread(calls), "cost_natoms3": _mean_spread(costs),
-                        "reached": sum(c is not None for c in calls), "of": len(calls)}
-    u, r = summary["uncertainty"], summary["random"]
-    both = u["reached"] == u["of"] and r["reached"] == r["of"]
-    summary["ratio_calls"] = u["calls"][0] / r["calls"][0] if both else None
-    summary["ratio_cost"] = u["cost_natoms3"][0] / r["cost_natoms3"][0] if both else None
-    return summary
+    return compare({arm: ([s["arms"][arm]["calls_to_target"] for s in out["seeds"]],
+                          [s["arms"][arm]["cost_to_target"] for s in out["seeds"]]) for arm in ARMS})
 
 
 LADDER = (1.4, 1.2, 1.1, 1.0)      # targets, as multiples of the benchmark's own, printed from the same curves
 
 
 def ladder(out: dict) -> list[dict]:
-    """For targets looser than the benchmark's (its learning curves cross them on the way), per arm the mean
-    calls and natoms^3 cost to reach each over the seeds, and the ratios loop / random where every seed of
-    both arms reached it: near a model's floor one refit more or less decides whether an arm crosses the
-    target, so the curve up to it tells as much."""
+    """For targets looser than the benchmark's (its learning curves cross them on the way), :func:`compare`
+    at each: near a model's floor one refit more or less decides whether an arm crosses the target, so the
+    curve up to it tells as much."""
     rows = []
     for factor in LADDER:
         t = factor * out["target_force_rmse_eV_A"]
-        row = {"factor": factor, "target": t}
+        reached = {}
         for arm in ARMS:
             hits = [first_at_target(seed["arms"][arm]["curve"], t) for seed in out["seeds"]]
-            row[arm] = {"calls": _mean_spread([h["labels"] if h else None for h in hits]),
-                        "cost_natoms3": _mean_spread([h["cost_natoms3"] if h else None for h in hits]),
-                        "reached": sum(h is not None for h in hits), "of": len(hits)}
-        u, r = row["uncertainty"], row["random"]
-        both = u["reached"] == u["of"] and r["reached"] == r["of"]
-        row["ratio_calls"] = u["calls"][0] / r["calls"][0] if both else None
-        row["ratio_cost"] = u["cost_natoms3"][0] / r["cost_natoms3"][0] if both else None
-        rows.append(row)
+            reached[arm] = ([h["labels"] if h else None for h in hits], [h["cost_natoms3"] if h else None for h in hits])
+        rows.append({"factor": factor, "target": t, **compare(reached)})
     return rows
 
 

@@ -343,8 +343,8 @@ def tasks(cfg: LoopConfig, k: int) -> list[ExploreTask]:
             variables[key] = evaluate(value, names, f"[[explore]] {run.name}: {key}")
         flag_threshold = None
         if s.selection == "random" or s.candidates == "trajectory":
-            flag_threshold = pool_flag_threshold(variables.get("lal_flag"))
-            halt = pool_flag_threshold(variables.get("lal_halt"))
+            flag_threshold = number_or_none(variables.get("lal_flag"))
+            halt = number_or_none(variables.get("lal_halt"))
             # a halt threshold at or below the flag threshold: leave the fix its settings, so that it refuses
             # them at setup on every rank with its own message (the pool's tiny flag threshold would hide it)
             if flag_threshold is None or halt is None or halt > flag_threshold:
@@ -361,8 +361,8 @@ def tasks(cfg: LoopConfig, k: int) -> list[ExploreTask]:
     return out
 
 
-def pool_flag_threshold(value) -> float | None:
-    """The flag threshold a run writing a pool would have had (a number given as ``lal_flag``), else None."""
+def number_or_none(value) -> float | None:
+    """A fix variable's value as a number (``lal_flag = 0.15``), or None (``"auto"``, not given)."""
     try:
         return float(value)
     except (TypeError, ValueError):

@@ -187,17 +187,15 @@ def information_plan(cfg: LoopConfig, potential, weights) -> tuple[np.ndarray, f
     """The posterior covariance (times the stored calibration scale squared when the force scorer's
     calibration is a plain scale) and the row noise variance for :func:`information_selection` (rows weighted by
     the group ``weights``); None when the potential has no posterior or noise precision (a non-Bayesian solver)."""
-    from lammps_al.models.registry import calibration_key
+    from lammps_al.models.registry import calibration
 
     beta = potential.noise.get("noise_precision") if potential.noise else None
     if potential.covariance is None or not beta or not np.isfinite(beta) or beta <= 0:
         return None
     cov = np.asarray(potential.covariance, dtype=float)
-    stored = potential.arrays.get(calibration_key("bayes_force"))
-    if stored is not None:
-        stored = np.atleast_1d(stored)
-        if stored.size == 1 or float(stored[1]) == 1.0:
-            cov = cov * float(stored[0]) ** 2
+    stored = calibration(potential, "bayes_force")
+    if stored is not None and stored[1] == 1.0:
+        cov = cov * stored[0] ** 2
     floor = (weights.force_weight * cfg.loop.force_target) ** 2
     return cov, max(1.0 / float(beta), floor)
 

@@ -288,11 +288,20 @@ def make_scorer(potential: Potential, model: Model, name: str, calibrated: bool 
                           f"(fitted with solver {potential.settings.get('fit', {}).get('solver')!r}); refit with "
                           f"lammps-al fit and solver = 'bayes' (the posterior gives every built-in scorer its data)")
     scorer = cls.from_potential(potential, model)
-    stored = potential.arrays.get(calibration_key(name))
+    stored = calibration(potential, name)
     if not calibrated or stored is None:
         return scorer
+    return Calibrated(scorer, *stored)
+
+
+def calibration(potential: Potential, name: str) -> tuple[float, float] | None:
+    """The (scale, exponent) the potential stores for scorer ``name`` (exponent 1 when only a scale is
+    stored), or None."""
+    stored = potential.arrays.get(calibration_key(name))
+    if stored is None:
+        return None
     stored = np.atleast_1d(stored)
-    return Calibrated(scorer, float(stored[0]), float(stored[1]) if stored.size > 1 else 1.0)
+    return float(stored[0]), float(stored[1]) if stored.size > 1 else 1.0
 
 
 def scorer_id(name: str) -> str:

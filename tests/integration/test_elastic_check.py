@@ -171,27 +171,7 @@ def test_cells_a_little_off_the_model_s_lattice_that_cannot_pin_it_get_new_ones(
     assert iteration(2, A0 * 1.0035).labelled == {"elastic": 0, "vacancy": 0}
 
 
-UNSTABLE_ORACLE = '''
-import os
-
-from ase.calculators.lammpslib import LAMMPSlib
-
-
-class UnconvergedStress(LAMMPSlib):
-    """Mendelev's EAM with the xx and yy stresses of 4-atom cells swapped: its strained cells say C11 < C12."""
-
-    def __init__(self):
-        path = os.path.join(os.environ["LAMMPS_POTENTIALS"], "Al_mm.eam.fs")
-        super().__init__(lmpcmds=["pair_style eam/fs", f"pair_coeff * * {path} Al"], atom_types={"Al": 1},
-                         keep_alive=True, log_file=None)
-
-    def calculate(self, atoms=None, properties=("energy",), system_changes=()):
-        super().calculate(atoms, properties, system_changes)
-        if "stress" in self.results and len(self.atoms) == 4:
-            s = self.results["stress"].copy()
-            s[0], s[1] = s[1], s[0]
-            self.results["stress"] = s
-'''
+ORACLES = Path(__file__).resolve().parents[1] / "data" / "oracles"     # unstable_oracle.py
 
 
 def test_strained_cells_of_an_oracle_whose_crystal_fails_born_are_not_weighed_up(tmp_path, monkeypatch,
@@ -203,9 +183,8 @@ def test_strained_cells_of_an_oracle_whose_crystal_fails_born_are_not_weighed_up
 
     from lammps_al.core import runtime
 
-    (tmp_path / "unstable_oracle.py").write_text(UNSTABLE_ORACLE)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(tmp_path), os.environ.get("PYTHONPATH")) if p))
+    monkeypatch.syspath_prepend(str(ORACLES))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(ORACLES), os.environ.get("PYTHONPATH")) if p))
     monkeypatch.setenv("LAMMPS_POTENTIALS", str(runtime.potentials_dir()))
     cfg = loop_state(tmp_path / "unstable", 0.002)
     text = cfg.source.read_text().replace('name = "eam"\nworkers = 2\n[oracle.settings]\npotential = "Al_mm.eam.fs"',

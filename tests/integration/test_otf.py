@@ -127,37 +127,15 @@ class FailsOnBigCells(LAMMPSlib):
 """
 
 
-UNSTABLE_ORACLE = """
-import os
-
-from ase.calculators.lammpslib import LAMMPSlib
-
-
-class UnconvergedStress(LAMMPSlib):
-    \"\"\"The EAM oracle, but the xx and yy stresses of 4-atom cells swapped (a DFT run whose k-points are too
-    few for stresses): its strained cells say C11 < C12, a crystal that fails Born's conditions.\"\"\"
-
-    def __init__(self):
-        path = os.path.join(os.environ["LAMMPS_POTENTIALS"], "Al_mm.eam.fs")
-        super().__init__(lmpcmds=["pair_style eam/fs", f"pair_coeff * * {path} Al"], atom_types={"Al": 1},
-                         keep_alive=True, log_file=None)
-
-    def calculate(self, atoms=None, properties=("energy",), system_changes=()):
-        super().calculate(atoms, properties, system_changes)
-        if "stress" in self.results and len(self.atoms) == 4:
-            s = self.results["stress"].copy()
-            s[0], s[1] = s[1], s[0]
-            self.results["stress"] = s
-"""
+ORACLES = ROOT / "tests" / "data" / "oracles"        # unstable_oracle.py: a user's LAMMPSlib oracle
 
 
 def test_stresses_of_an_oracle_whose_crystal_fails_born_are_not_weighed_up(tmp_path, lammps_install):
     """The crystal check reads the oracle's own C11/C12/C44 from the strained cells it labelled: when they fail
     Born's conditions it says so with the values, and their stress weight is (back at) x1."""
-    (tmp_path / "unstable_oracle.py").write_text(UNSTABLE_ORACLE)
     config = CONFIG.replace('[oracle]\nname = "eam"\n[oracle.settings]\npotential = "Al_mm.eam.fs"\n',
                             '[oracle]\nname = "unstable_oracle:UnconvergedStress"\n')
-    env = {"PYTHONPATH": os.pathsep.join(p for p in (str(tmp_path), os.environ.get("PYTHONPATH", "")) if p)}
+    env = {"PYTHONPATH": os.pathsep.join(p for p in (str(ORACLES), os.environ.get("PYTHONPATH", "")) if p)}
     work, proc = otf_run(tmp_path, "unstable", config=config, steps=300, env=env, extra={"vacuum": 0})
     assert "not a stable cubic crystal's (C11 - C12 = -" in proc.stderr
     factors = json.loads((work / "otf" / "crystal.json").read_text())["factors"] \
@@ -186,10 +164,9 @@ MPI.COMM_WORLD.barrier()
 def test_a_users_lammpslib_oracle_labels_on_one_rank_of_an_mpi_job(tmp_path, lammps_install):
     """A "package.module:Class" oracle that is an ASE LAMMPSlib given no comm: its LAMMPS would start on
     MPI_COMM_WORLD from rank 0 alone and wait forever for rank 1; the oracle gets MPI_COMM_SELF instead."""
-    (tmp_path / "unstable_oracle.py").write_text(UNSTABLE_ORACLE)
     (tmp_path / "label_on_rank0.py").write_text(RANK_ZERO_LABELS)
     env = runtime.lammps_env({**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (str(tmp_path), os.environ.get("PYTHONPATH", "")) if p)})
+        p for p in (str(ORACLES), os.environ.get("PYTHONPATH", "")) if p)})
     proc = subprocess.run(runtime.mpi_command(2, sys.executable, "label_on_rank0.py"), cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
