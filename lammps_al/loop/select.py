@@ -31,7 +31,7 @@ import numpy as np
 
 from lammps_al.core.errors import DatasetError
 from lammps_al.core.potential import load
-from lammps_al.core.records import SIGMA_COLUMN, SelectedItem, SelectRecord, read_flagged
+from lammps_al.core.records import SIGMA_COLUMN, SelectedItem, SelectRecord, read_flagged, read_marker
 from lammps_al.loop.config import LoopConfig, iter_dir, potential_path
 from lammps_al.loop.label import group_name
 from lammps_al.train.crystal import Rows, row_weights, with_rows
@@ -117,10 +117,14 @@ def diverse_selection(sigma: np.ndarray, features: np.ndarray, kinds: list[str],
 
 
 def information_selection(rows: list[np.ndarray], covariance: np.ndarray, noise_var: float, costs, cap: int,
-                          budget: float = np.inf, kinds: list[str] | None = None) -> tuple[list[int], list[float]]:
+                          budget: float = np.inf, kinds: list[str] | None = None,
+                          spent_before: dict[str, float] | None = None) -> tuple[list[int], list[float]]:
     """Greedy batch of up to ``cap`` of the candidates whose weighted rows are ``rows`` (each k_c x p), costing
-    at most ``budget`` together: with ``kinds``, the kinds take turns (sorted by name; a kind with nothing
-    affordable left drops out), else every pick is from all. A pick maximises its information gain
+    at most ``budget`` together: with ``kinds``, the kinds take turns (a kind with nothing affordable left drops
+    out), the kind the oracle has spent the least on so far (``spent_before``, cost by kind) first, then by name, else
+    every pick is from all. The order matters when the budget runs out within a round: a kind whose cells are
+    bigger than the others' would otherwise find the budget spent every iteration and never be labelled;
+    this way each affordable kind gets a fair share of the oracle's cost over the iterations. A pick maximises its information gain
     1/2 log det(I + R Sigma R^T / noise_var) per cost among those the budget left still affords, then Sigma
     takes its rows (Woodbury). The gain of a candidate only falls as Sigma takes rows (it is submodular), so
     a gain computed under an earlier Sigma bounds it from above: candidates are taken best bound first and
@@ -146,6 +150,7 @@ def information_selection(rows: list[np.ndarray], covariance: np.ndarray, noise_
         heapq.heapify(heap)
     chosen, gains = [], []
     spent, version = 0.0, 0
+    so_far = spent_before or {}
 
     def best_of(heap):
         while heap:
@@ -158,7 +163,7 @@ def information_selection(rows: list[np.ndarray], covariance: np.ndarray, noise_
         return None
 
     while heaps and len(chosen) < cap:
-        for kind in sorted(heaps):
+        for kind in sorted(heaps, key=lambda name: (so_far.get(name, 0), name)):
             if len(chosen) >= cap:
                 break
             found = best_of(heaps[kind])
@@ -173,6 +178,18 @@ def information_selection(rows: list[np.ndarray], covariance: np.ndarray, noise_
             version += 1
         heaps = {k: h for k, h in heaps.items() if h}
     return chosen, gains
+
+
+def spent_by_kind(settings, k: int) -> dict[str, float]:
+    """The oracle cost (natoms^cost_exponent) of the cells of each structure kind that the selections of
+    iterations 0..k-1 picked."""
+    spent: dict[str, float] = {}
+    for j in range(k):
+        record = read_marker(iter_dir(settings, j), SelectRecord)
+        for item in record.selected if record is not None else []:
+            cost = float(item.natoms) ** settings.cost_exponent if item.natoms else 0.0
+            spent[item.kind] = spent.get(item.kind, 0.0) + cost
+    return spent
 
 
 def selection_budget(costs, max_select: int) -> float:
@@ -248,7 +265,8 @@ def select(cfg: LoopConfig, k: int) -> SelectRecord:
             if eligible:
                 rows = candidate_rows(potential, [frames[i] for i in eligible], weights)
                 picks, picked = information_selection(rows, plan[0], plan[1], [costs[i] for i in eligible], cap,
-                                                      budget=budget, kinds=[kinds[i] for i in eligible])
+                                                      budget=budget, kinds=[kinds[i] for i in eligible],
+                                                      spent_before=spent_by_kind(s, k))
             chosen = [eligible[i] for i in picks]
             gains = dict(zip(chosen, picked))
         else:

@@ -347,3 +347,33 @@ def test_information_selection_passes_over_a_duplicate_and_weighs_cost():
     y, weak = np.array([[0.0, 1.0, 0.0]]), np.array([[0.0, 0.0, 0.3]])
     assert information_selection([a, y, weak], cov, 0.01, [1.0] * 3, cap=3)[0] == [0, 1, 2]
     assert information_selection([a, y, weak], cov, 0.01, [1.0] * 3, cap=3, kinds=["a", "a", "b"])[0] == [0, 2, 1]
+    # the kind the oracle has spent the least on so far takes its turn first
+    assert information_selection([a, y, weak], cov, 0.01, [1.0] * 3, cap=3, kinds=["a", "a", "b"],
+                                 spent_before={"a": 5.0})[0] == [2, 0, 1]
+    # a big cell that never fits after the others' turns (in name order) is taken once its kind is behind
+    slab = np.array([[0.0, 0.0, 1.0], [0.3, 0.3, 0.3]])
+    cells, costs, names = [a, y, weak, slab], [1.0, 1.0, 1.0, 3.0], ["crystal", "crystal", "crystal", "slab"]
+    assert information_selection(cells, cov, 0.01, costs, cap=4, budget=3.5, kinds=names)[0] == [0, 1, 2]
+    assert information_selection(cells, cov, 0.01, costs, cap=4, budget=3.5, kinds=names,
+                                 spent_before={"crystal": 3.0})[0] == [3]
+
+
+def test_spent_by_kind_sums_the_cost_of_earlier_selections(tmp_path):
+    """The turn order reads what iterations 0..k-1 selected (their select.json), nothing of iteration k."""
+    from types import SimpleNamespace
+
+    from lammps_al.core.records import SelectedItem, SelectRecord, write_marker
+    from lammps_al.loop.select import spent_by_kind
+
+    settings = SimpleNamespace(workdir=tmp_path, cost_exponent=3)
+    picks = [["crystal-ramp", "liquid", "crystal-ramp"], ["surface"], ["liquid"]]
+    for j, kinds in enumerate(picks):
+        (tmp_path / f"iter_{j:03d}").mkdir()
+        write_marker(tmp_path / f"iter_{j:03d}", SelectRecord(flagged=9, selection="uncertainty", selected=[
+            SelectedItem(file=f"f{i}.extxyz", run_id=kind, kind=kind, max_sigma=0.1,
+                         natoms=56 if kind == "surface" else 32) for i, kind in enumerate(kinds)]))
+    assert spent_by_kind(settings, 0) == {}
+    assert spent_by_kind(settings, 2) == {"crystal-ramp": 2 * 32.0 ** 3, "liquid": 32.0 ** 3, "surface": 56.0 ** 3}
+    assert spent_by_kind(settings, 3) == {"crystal-ramp": 2 * 32.0 ** 3, "liquid": 2 * 32.0 ** 3,
+                                          "surface": 56.0 ** 3}
+    assert spent_by_kind(settings, 5) == spent_by_kind(settings, 3)     # iterations not run yet: nothing
