@@ -2,7 +2,7 @@
 
 ``selection = "uncertainty"`` (the method), with a Bayesian potential: a greedy batch, each pick the
 configuration whose label tells the posterior the most per unit of oracle cost, the structure kinds taking
-turns. Labelling configuration c adds its weighted design rows R_c (energy, forces, stress, as the fit will
+turns, the kind the oracle has spent least on in earlier iterations first. Labelling configuration c adds its weighted design rows R_c (energy, forces, stress, as the fit will
 weigh them) to the linear model, which shrinks the posterior covariance Sigma; the information gained is
 
     I_c = 1/2 log det(I + R_c Sigma R_c^T / s^2)   (nats: the entropy the coefficients lose)
