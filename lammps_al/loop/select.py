@@ -2,8 +2,9 @@
 
 ``selection = "uncertainty"`` (the method), with a Bayesian potential: a greedy batch, each pick the
 configuration whose label tells the posterior the most per unit of oracle cost, the structure kinds taking
-turns, the kind the oracle has spent least on in earlier iterations first. Labelling configuration c adds its weighted design rows R_c (energy, forces, stress, as the fit will
-weigh them) to the linear model, which shrinks the posterior covariance Sigma; the information gained is
+turns, the kind the oracle has spent least on in earlier iterations first. Labelling configuration c adds
+its weighted design rows R_c (energy, forces, stress, as the fit will weigh them) to the linear model, which
+shrinks the posterior covariance Sigma; the information gained is
 
     I_c = 1/2 log det(I + R_c Sigma R_c^T / s^2)   (nats: the entropy the coefficients lose)
 
@@ -121,12 +122,12 @@ def information_selection(rows: list[np.ndarray], covariance: np.ndarray, noise_
                           spent_before: dict[str, float] | None = None) -> tuple[list[int], list[float]]:
     """Greedy batch of up to ``cap`` of the candidates whose weighted rows are ``rows`` (each k_c x p), costing
     at most ``budget`` together: with ``kinds``, the kinds take turns (a kind with nothing affordable left drops
-    out), the kind the oracle has spent the least on so far (``spent_before``, cost by kind) first, then by name, else
-    every pick is from all. The order matters when the budget runs out within a round: a kind whose cells are
-    bigger than the others' would otherwise find the budget spent every iteration and never be labelled;
-    this way each affordable kind gets a fair share of the oracle's cost over the iterations. A pick maximises its information gain
-    1/2 log det(I + R Sigma R^T / noise_var) per cost among those the budget left still affords, then Sigma
-    takes its rows (Woodbury). The gain of a candidate only falls as Sigma takes rows (it is submodular), so
+    out), the kind the oracle has spent the least on so far (``spent_before``, cost by kind) first, then by
+    name, else every pick is from all. The order matters when the budget runs out within a round: a kind whose
+    cells are bigger than the others' would otherwise find the budget spent every iteration and never be
+    labelled; this way each affordable kind gets its share of the oracle's cost over the iterations. A pick
+    maximises its information gain 1/2 log det(I + R Sigma R^T / noise_var) per cost among those the budget
+    left still affords, then Sigma takes its rows (Woodbury). The gain of a candidate only falls as Sigma takes rows (it is submodular), so
     a gain computed under an earlier Sigma bounds it from above: candidates are taken best bound first and
     only the front one's gain is brought up to date (lazy greedy; the same picks as recomputing every gain).
     Returns the picks in order and each one's gain (nats) when it was picked; the gains sum to
