@@ -127,10 +127,10 @@ def information_selection(rows: list[np.ndarray], covariance: np.ndarray, noise_
     cells are bigger than the others' would otherwise find the budget spent every iteration and never be
     labelled; this way each affordable kind gets its share of the oracle's cost over the iterations. A pick
     maximises its information gain 1/2 log det(I + R Sigma R^T / noise_var) per cost among those the budget
-    left still affords, then Sigma takes its rows (Woodbury). The gain of a candidate only falls as Sigma takes rows (it is submodular), so
-    a gain computed under an earlier Sigma bounds it from above: candidates are taken best bound first and
-    only the front one's gain is brought up to date (lazy greedy; the same picks as recomputing every gain).
-    Returns the picks in order and each one's gain (nats) when it was picked; the gains sum to
+    left still affords, then Sigma takes its rows (Woodbury). The gain of a candidate only falls as Sigma
+    takes rows (it is submodular), so a gain computed under an earlier Sigma bounds it from above: candidates
+    are taken best bound first and only the front one's gain is brought up to date (lazy greedy; the same
+    picks as recomputing every gain). Returns the picks in order and each one's gain (nats) when it was picked; the gains sum to
     1/2 log(det Sigma_0 / det Sigma_final)."""
     import heapq
 
