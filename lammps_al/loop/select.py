@@ -130,8 +130,8 @@ def information_selection(rows: list[np.ndarray], covariance: np.ndarray, noise_
     left still affords, then Sigma takes its rows (Woodbury). The gain of a candidate only falls as Sigma
     takes rows (it is submodular), so a gain computed under an earlier Sigma bounds it from above: candidates
     are taken best bound first and only the front one's gain is brought up to date (lazy greedy; the same
-    picks as recomputing every gain). Returns the picks in order and each one's gain (nats) when it was picked; the gains sum to
-    1/2 log(det Sigma_0 / det Sigma_final)."""
+    picks as recomputing every gain). Returns the picks in order and each one's gain (nats) when it was
+    picked; the gains sum to 1/2 log(det Sigma_0 / det Sigma_final)."""
     import heapq
 
     cov = np.array(covariance, dtype=float)
