@@ -151,8 +151,9 @@ def one_run_loop(tmp_path: Path, iterations: int, halt: float | None = None) -> 
 
 def test_a_run_that_halts_continues_from_its_halting_configuration(tmp_path, lammps_install):
     """Iteration 0's run halts (threshold below what the first model predicts at 0.5 Tm, above its very first
-    step); iteration 1 starts from the configuration it halted on, written whole with velocities."""
-    cfg = load_loop_config(one_run_loop(tmp_path, iterations=2, halt=0.3))
+    step: the demo's start, linear SNAP 2J=8, predicts 0.08 eV/A there, rising to 0.13 as the vacancy
+    moves); iteration 1 starts from the configuration it halted on, written whole with velocities."""
+    cfg = load_loop_config(one_run_loop(tmp_path, iterations=2, halt=0.1))
     run_loop(cfg, report=lambda line: None, show_progress=False)
     first = read_marker(iter_dir(cfg.loop, 0), ExploreRecord).runs["vacancy"]
     assert first.status == "halted" and first.halt_step is not None, first
