@@ -142,7 +142,8 @@ def ladder(out: dict) -> list[dict]:
         reached = {}
         for arm in ARMS:
             hits = [first_at_target(seed["arms"][arm]["curve"], t) for seed in out["seeds"]]
-            reached[arm] = ([h["labels"] if h else None for h in hits], [h["cost_natoms3"] if h else None for h in hits])
+            reached[arm] = ([h["labels"] if h else None for h in hits],
+                            [h["cost_natoms3"] if h else None for h in hits])
         rows.append({"factor": factor, "target": t, **compare(reached)})
     return rows
 
