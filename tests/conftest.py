@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,16 @@ from lammps_al.core import runtime
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture
+def user_oracles(monkeypatch) -> Path:
+    """tests/data/oracles (unstable_oracle.py: oracle classes as a user writes them, "module:Class") importable
+    in this process and in the processes a test starts (PYTHONPATH)."""
+    folder = ROOT / "tests" / "data" / "oracles"
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(folder), os.environ.get("PYTHONPATH")) if p))
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -171,20 +171,13 @@ def test_cells_a_little_off_the_model_s_lattice_that_cannot_pin_it_get_new_ones(
     assert iteration(2, A0 * 1.0035).labelled == {"elastic": 0, "vacancy": 0}
 
 
-ORACLES = Path(__file__).resolve().parents[1] / "data" / "oracles"     # unstable_oracle.py
-
-
 def test_strained_cells_of_an_oracle_whose_crystal_fails_born_are_not_weighed_up(tmp_path, monkeypatch,
-                                                                                 lammps_install):
+                                                                                 lammps_install, user_oracles):
     """The loop labels the strained cells, reads the oracle's own C11 < C12 from them and keeps their stress
     weight x1 with a warning naming the values; the next iteration, at the same lattice, says so again without
     labelling, while the vacancy check goes on as usual."""
-    import os
-
     from lammps_al.core import runtime
 
-    monkeypatch.syspath_prepend(str(ORACLES))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(ORACLES), os.environ.get("PYTHONPATH")) if p))
     monkeypatch.setenv("LAMMPS_POTENTIALS", str(runtime.potentials_dir()))
     cfg = loop_state(tmp_path / "unstable", 0.002)
     text = cfg.source.read_text().replace('name = "eam"\nworkers = 2\n[oracle.settings]\npotential = "Al_mm.eam.fs"',

@@ -127,16 +127,12 @@ class FailsOnBigCells(LAMMPSlib):
 """
 
 
-ORACLES = ROOT / "tests" / "data" / "oracles"        # unstable_oracle.py: a user's LAMMPSlib oracle
-
-
-def test_stresses_of_an_oracle_whose_crystal_fails_born_are_not_weighed_up(tmp_path, lammps_install):
+def test_stresses_of_an_oracle_whose_crystal_fails_born_are_not_weighed_up(tmp_path, lammps_install, user_oracles):
     """The crystal check reads the oracle's own C11/C12/C44 from the strained cells it labelled: when they fail
     Born's conditions it says so with the values, and their stress weight is (back at) x1."""
     config = CONFIG.replace('[oracle]\nname = "eam"\n[oracle.settings]\npotential = "Al_mm.eam.fs"\n',
                             '[oracle]\nname = "unstable_oracle:UnconvergedStress"\n')
-    env = {"PYTHONPATH": os.pathsep.join(p for p in (str(ORACLES), os.environ.get("PYTHONPATH", "")) if p)}
-    work, proc = otf_run(tmp_path, "unstable", config=config, steps=300, env=env, extra={"vacuum": 0})
+    work, proc = otf_run(tmp_path, "unstable", config=config, steps=300, extra={"vacuum": 0})
     assert "not a stable cubic crystal's (C11 - C12 = -" in proc.stderr
     factors = json.loads((work / "otf" / "crystal.json").read_text())["factors"] \
         if (work / "otf" / "crystal.json").is_file() else {}
@@ -161,12 +157,11 @@ MPI.COMM_WORLD.barrier()
 
 
 @pytest.mark.mpi
-def test_a_users_lammpslib_oracle_labels_on_one_rank_of_an_mpi_job(tmp_path, lammps_install):
+def test_a_users_lammpslib_oracle_labels_on_one_rank_of_an_mpi_job(tmp_path, lammps_install, user_oracles):
     """A "package.module:Class" oracle that is an ASE LAMMPSlib given no comm: its LAMMPS would start on
     MPI_COMM_WORLD from rank 0 alone and wait forever for rank 1; the oracle gets MPI_COMM_SELF instead."""
     (tmp_path / "label_on_rank0.py").write_text(RANK_ZERO_LABELS)
-    env = runtime.lammps_env({**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (str(ORACLES), os.environ.get("PYTHONPATH", "")) if p)})
+    env = runtime.lammps_env(dict(os.environ))
     proc = subprocess.run(runtime.mpi_command(2, sys.executable, "label_on_rank0.py"), cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
