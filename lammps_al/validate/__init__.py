@@ -196,10 +196,12 @@ def report_lines(report: dict) -> list[str]:
     m = report.get("melting")
     if m:
         def fmt(r):
+            crashed = [run["seed"] for run in r.get("runs", []) if run.get("error")]
+            failed = f"; the run crashed for seed(s) {', '.join(map(str, crashed))}, see the JSON" if crashed else ""
             if r["melting_point_K"] is None:
-                return "not determined (no solid-liquid interface survived)"
+                return f"not determined (no solid-liquid interface survived{failed})"
             spread = f", spread {r['spread_K']:.0f} K" if r["spread_K"] is not None else ""
-            return f"{r['melting_point_K']:.0f} +- {r['stderr_K'] or 0:.0f} K ({r['runs_ok']} seeds{spread})"
+            return f"{r['melting_point_K']:.0f} +- {r['stderr_K'] or 0:.0f} K ({r['runs_ok']} seeds{spread}{failed})"
         lines.append(f"  melting point ({m['natoms']}-atom coexistence, NPH {m['nph_ps']:.0f} ps): learned "
                      f"{fmt(m['learned'])}, reference "
                      f"{fmt(m['reference']) if m['reference'] else 'not computed (an oracle LAMMPS cannot run)'}"

@@ -181,6 +181,28 @@ def test_melting_point_reports_a_broken_pair_setup(tmp_path, lammps_install):
         melting_point(bad, tmp_path)
 
 
+def test_melting_statistics_keeps_the_other_seeds_when_one_crashes(tmp_path, lammps_install, monkeypatch):
+    """A seed whose coexistence run crashes (here a real LAMMPS error: that seed is given a pair file that does
+    not exist) is listed with its error and left out of the mean; the upper half melts at melt_factor x the
+    start temperature."""
+    from lammps_al.train import melting
+    from lammps_al.validate.properties import PairSetup
+
+    bad = PairSetup("broken", ["pair_style eam/fs", f"pair_coeff * * {tmp_path / 'missing.eam.fs'} Al"])
+    real = melting.melting_point
+    monkeypatch.setattr(melting, "melting_point",
+                        lambda pair, workdir, settings, **kw: real(bad if settings.seed == 8124 else pair, workdir,
+                                                                   settings, **kw))
+    r = melting.melting_statistics(reference_pair(), tmp_path, seeds=(8123, 8124, 8125),
+                                   settings=melting.Coexistence(melt_factor=1.9))
+    assert r["runs_ok"] == 2 and [run["seed"] for run in r["runs"]] == [8123, 8124, 8125]
+    assert "missing.eam.fs" in r["runs"][1]["error"] and r["runs"][1]["melting_point_K"] is None
+    values = [r["runs"][i]["melting_point_K"] for i in (0, 2)]
+    assert r["melting_point_K"] == pytest.approx(sum(values) / 2) and r["spread_K"] > 0
+    log = (tmp_path / "seed8123" / "coexistence_T930.log").read_text()
+    assert "fix hot liquid nvt temp 1767 1767 0.1" in log          # 1.9 x 930 K
+
+
 def test_selection_benchmark_refuses_a_folder_made_with_another_config(tmp_path):
     from lammps_al.bench.selection import bench_selection
     from lammps_al.core.errors import LammpsAlError
