@@ -201,6 +201,12 @@ def test_melting_statistics_keeps_the_other_seeds_when_one_crashes(tmp_path, lam
     assert r["melting_point_K"] == pytest.approx(sum(values) / 2) and r["spread_K"] > 0
     log = (tmp_path / "seed8123" / "coexistence_T930.log").read_text()
     assert "fix hot liquid nvt temp 1767 1767 0.1" in log          # 1.9 x 930 K
+    from lammps_al.validate import report_lines
+
+    report = {"potential": "Al.npz", "learned": {}, "reference": {}, "relative_difference": {},
+              "melting": {"natoms": 640, "nph_ps": 12, "learned": r, "reference": None, "difference_K": None}}
+    assert "(2 seeds, spread" in "\n".join(report_lines(report))
+    assert "the run crashed for seed(s) 8124" in "\n".join(report_lines(report))
 
 
 def test_selection_benchmark_refuses_a_folder_made_with_another_config(tmp_path):
